@@ -1,0 +1,298 @@
+"""The input contract shared by every loss: one place that normalises and validates.
+
+Every loss in :mod:`seglosses` accepts ``(logits, target)`` as described in the README and in
+``design.md``:
+
+* ``logits``: float tensor ``(N, C, *spatial)`` with 1 to 3 spatial dimensions. With
+  ``from_logits=False`` the tensor already holds probabilities.
+* ``target``: an integer label map ``(N, *spatial)`` or ``(N, 1, *spatial)``, or a float one-hot /
+  soft / multi-hot target ``(N, C, *spatial)``. In binary mode a float ``(N, *spatial)`` mask is
+  accepted too.
+* ``mode``: ``"multiclass"`` (softmax over C, one label per voxel), ``"binary"`` (C == 1, sigmoid,
+  the single channel is the foreground) or ``"multilabel"`` (independent sigmoid per channel).
+  Default: multiclass when C > 1, binary when C == 1.
+* ``ignore_index``: label value whose voxels are excluded from every sum and mean (label-map
+  targets only).
+
+:func:`prepare` returns a :class:`Prepared` object. Probabilities and log-probabilities are
+computed lazily in float32 (AMP-safe) and cached, so a compound loss computes its softmax once.
+A label-map target stays a label map: region statistics gather and scatter on it
+(:mod:`seglosses._stats`) instead of materialising a float one-hot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+MODES = ("multiclass", "binary", "multilabel")
+REDUCTIONS = ("mean", "sum", "none")
+
+__all__ = ["MODES", "REDUCTIONS", "Prepared", "prepare", "check_reduction", "check_choice", "check_positive"]
+
+
+def _describe(x: Any) -> str:
+    if isinstance(x, Tensor):
+        return f"tensor of shape {tuple(x.shape)} and dtype {x.dtype}"
+    return f"{type(x).__name__} {x!r}"
+
+
+def check_choice(name: str, value: Any, choices) -> None:
+    """Raise ``ValueError`` unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{name}: expected one of {list(choices)}, got {value!r}")
+
+
+def check_reduction(reduction: str) -> None:
+    check_choice("reduction", reduction, REDUCTIONS)
+
+
+def check_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
+    """Raise ``ValueError`` unless ``value`` is a finite number > 0 (or >= 0)."""
+    ok = isinstance(value, (int, float)) and value == value and abs(value) != float("inf")
+    ok = ok and (value >= 0 if allow_zero else value > 0)
+    if not ok:
+        expected = "a finite number >= 0" if allow_zero else "a finite number > 0"
+        raise ValueError(f"{name}: expected {expected}, got {value!r}")
+
+
+@dataclass
+class Prepared:
+    """Validated logits and target of one loss call.
+
+    Attributes
+    ----------
+    logits : Tensor
+        ``(N, C, *spatial)`` as given (probabilities when ``from_logits=False``).
+    mode : str
+        ``"multiclass"``, ``"binary"`` or ``"multilabel"``.
+    labels : Tensor or None
+        ``(N, *spatial)`` int64 label map (multiclass with a label-map target); ignored voxels are
+        set to 0 and excluded through :attr:`valid`.
+    dense : Tensor or None
+        ``(N, C, *spatial)`` float32 target: soft / one-hot target in multiclass mode, the
+        foreground / multi-hot target in binary and multilabel mode.
+    valid : Tensor or None
+        ``(N, *spatial)`` float32 mask of voxels that count (``None``: all count).
+    """
+
+    logits: Tensor
+    mode: str
+    from_logits: bool
+    labels: Optional[Tensor]
+    dense: Optional[Tensor]
+    valid: Optional[Tensor]
+    ignore_index: Optional[int] = None
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    # ------------------------------------------------------------------ shapes
+    @property
+    def num_classes(self) -> int:
+        return self.logits.shape[1]
+
+    @property
+    def batch_size(self) -> int:
+        return self.logits.shape[0]
+
+    @property
+    def spatial_shape(self) -> tuple:
+        return tuple(self.logits.shape[2:])
+
+    @property
+    def is_sigmoid(self) -> bool:
+        return self.mode != "multiclass"
+
+    # ------------------------------------------------------- probabilities (fp32)
+    @property
+    def log_probs(self) -> Tensor:
+        """log p in float32; multiclass: log_softmax over C; otherwise log sigmoid."""
+        if "log_probs" not in self._cache:
+            x = self.logits.float()
+            if not self.from_logits:
+                lp = torch.log(x.clamp_min(1e-12))
+            elif self.mode == "multiclass":
+                lp = F.log_softmax(x, dim=1)
+            else:
+                lp = F.logsigmoid(x)
+            self._cache["log_probs"] = lp
+        return self._cache["log_probs"]
+
+    @property
+    def log_probs_neg(self) -> Tensor:
+        """log(1 - p) in float32 (sigmoid modes), computed stably from the logits."""
+        if "log_probs_neg" not in self._cache:
+            x = self.logits.float()
+            if self.from_logits:
+                lq = F.logsigmoid(-x)
+            else:
+                lq = torch.log((1.0 - x).clamp_min(1e-12))
+            self._cache["log_probs_neg"] = lq
+        return self._cache["log_probs_neg"]
+
+    @property
+    def probs(self) -> Tensor:
+        """p in float32: softmax over C (multiclass) or sigmoid (binary / multilabel)."""
+        if "probs" not in self._cache:
+            x = self.logits.float()
+            if not self.from_logits:
+                p = x
+            elif "log_probs" in self._cache and self.mode == "multiclass":
+                p = self._cache["log_probs"].exp()
+            elif self.mode == "multiclass":
+                p = torch.softmax(x, dim=1)
+            else:
+                p = torch.sigmoid(x)
+            self._cache["probs"] = p
+        return self._cache["probs"]
+
+    # ---------------------------------------------------------------- targets
+    def onehot(self) -> Tensor:
+        """Float32 ``(N, C, *spatial)`` target. Materialises a one-hot for label maps: only for
+        losses that need a dense field (distance maps, local statistics), never for sums."""
+        if self.dense is not None:
+            return self.dense
+        if "onehot" not in self._cache:
+            oh = F.one_hot(self.labels, self.num_classes).movedim(-1, 1).float()
+            self._cache["onehot"] = oh
+        return self._cache["onehot"]
+
+    def valid_or_ones(self) -> Tensor:
+        if self.valid is not None:
+            return self.valid
+        return torch.ones((self.batch_size,) + self.spatial_shape, device=self.logits.device)
+
+    def n_valid(self, batch: bool = True) -> Tensor:
+        """Number of counted voxels, over the batch (scalar) or per sample ``(N,)``."""
+        n = self.batch_size
+        numel = float(torch.Size(self.spatial_shape).numel())
+        if self.valid is None:
+            v = torch.full((n,), numel, device=self.logits.device)
+        else:
+            v = self.valid.flatten(1).sum(1)
+        return v.sum() if batch else v
+
+    def hard_target(self) -> Tensor:
+        """Target as an integer label map ``(N, *spatial)`` (argmax of a soft target)."""
+        if self.labels is not None:
+            return self.labels
+        if self.mode == "multiclass":
+            return self.dense.argmax(1)
+        return (self.dense > 0.5).long()
+
+
+def _as_label_map(target: Tensor, logits: Tensor) -> Tensor | None:
+    """Return a ``(N, *spatial)`` label map if ``target`` is one, else ``None``."""
+    spatial = tuple(logits.shape[2:])
+    n = logits.shape[0]
+    if tuple(target.shape) == (n,) + spatial:
+        return target
+    if tuple(target.shape) == (n, 1) + spatial:
+        return target[:, 0]
+    return None
+
+
+def prepare(
+    logits: Tensor,
+    target: Tensor,
+    *,
+    mode: Optional[str] = None,
+    from_logits: bool = True,
+    ignore_index: Optional[int] = None,
+    validate: bool = True,
+) -> Prepared:
+    """Validate ``(logits, target)`` against the contract and normalise them.
+
+    Raises
+    ------
+    TypeError
+        ``logits`` not a floating tensor; ``target`` not a tensor; a float target given where a
+        label map is expected.
+    ValueError
+        Wrong number of dimensions, shape mismatch, label values outside ``[0, C)`` other than
+        ``ignore_index``, ``C == 1`` with ``mode="multiclass"``, unknown ``mode``.
+    """
+    if not isinstance(logits, Tensor):
+        raise TypeError(f"logits: expected a torch.Tensor, got {_describe(logits)}")
+    if not isinstance(target, Tensor):
+        raise TypeError(f"target: expected a torch.Tensor, got {_describe(target)}")
+    if not logits.is_floating_point():
+        raise TypeError(f"logits: expected a floating-point tensor, got dtype {logits.dtype}")
+    if not 3 <= logits.ndim <= 5:
+        raise ValueError(
+            f"logits: expected shape (N, C, *spatial) with 1 to 3 spatial dims, got shape {tuple(logits.shape)}"
+        )
+    n, c = logits.shape[:2]
+    spatial = tuple(logits.shape[2:])
+    if mode is None:
+        mode = "multiclass" if c > 1 else "binary"
+    check_choice("mode", mode, MODES)
+    if mode == "multiclass" and c == 1:
+        raise ValueError(
+            "mode: 'multiclass' needs at least 2 channels, got logits with C == 1; "
+            "use mode='binary' for a single sigmoid channel"
+        )
+    if mode == "binary" and c != 1:
+        raise ValueError(f"logits: mode 'binary' expects C == 1 channel, got C == {c} (shape {tuple(logits.shape)})")
+    if ignore_index is not None and not isinstance(ignore_index, int):
+        raise TypeError(f"ignore_index: expected an int or None, got {ignore_index!r}")
+
+    labels = dense = valid = None
+    is_int = not target.is_floating_point() and target.dtype != torch.bool
+    if target.dtype == torch.bool:
+        target = target.to(torch.uint8)
+        is_int = True
+    lm = _as_label_map(target, logits) if (is_int or mode == "binary") else None
+    if is_int:
+        if lm is None:
+            raise ValueError(
+                f"target: expected an integer label map of shape {(n,) + spatial} or {(n, 1) + spatial} "
+                f"for logits of shape {tuple(logits.shape)}, got shape {tuple(target.shape)}"
+            )
+        lm = lm.long()
+        n_labels = 2 if mode == "binary" else c
+        if ignore_index is not None:
+            keep = lm != ignore_index
+            valid = keep.float()
+            lm = torch.where(keep, lm, torch.zeros((), dtype=lm.dtype, device=lm.device))
+        if validate and lm.numel():
+            lo, hi = int(lm.min()), int(lm.max())
+            if lo < 0 or hi >= n_labels:
+                bad = lo if lo < 0 else hi
+                extra = "" if ignore_index is None else f" (other than ignore_index={ignore_index})"
+                raise ValueError(
+                    f"target: expected label values in [0, {n_labels}){extra} for {mode} mode with "
+                    f"C == {c}, got value {bad}"
+                )
+        if mode == "multiclass":
+            labels = lm
+        elif mode == "binary":
+            dense = lm.unsqueeze(1).float()
+        else:  # multilabel from a label map: mutually exclusive labels, one-hot per channel
+            dense = F.one_hot(lm, c).movedim(-1, 1).float()
+    else:
+        if not target.is_floating_point():
+            raise TypeError(f"target: expected an integer or floating tensor, got dtype {target.dtype}")
+        if mode == "binary" and tuple(target.shape) == (n,) + spatial:
+            target = target.unsqueeze(1)
+        if tuple(target.shape) != tuple(logits.shape):
+            hint = ""
+            if lm is not None or tuple(target.shape) in ((n,) + spatial, (n, 1) + spatial):
+                hint = "; a label map must have an integer dtype (use target.long())"
+            raise ValueError(
+                f"target: expected a float target of the same shape as logits {tuple(logits.shape)}, "
+                f"got {_describe(target)}{hint}"
+            )
+        dense = target.float()
+    return Prepared(
+        logits=logits,
+        mode=mode,
+        from_logits=from_logits,
+        labels=labels,
+        dense=dense,
+        valid=valid,
+        ignore_index=ignore_index,
+    )

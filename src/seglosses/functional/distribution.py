@@ -1,0 +1,416 @@
+"""Distribution-based losses: cross entropy and its variants (Ma et al. 2021 sec. 2.1; Jadon 2020 sec. II-A..D).
+
+Notation: p = softmax(logits) over channels in multiclass mode, sigmoid in binary / multilabel
+mode; g the target (label map or one-hot / soft); the sums run over the voxels that are not
+``ignore_index``. All sums are float32 whatever the input dtype.
+
+``reduction="none"`` returns the per-voxel loss: ``(N, *spatial)`` in multiclass mode,
+``(N, C, *spatial)`` in binary / multilabel mode (ignored voxels hold 0). ``topk`` returns the
+selected voxels' losses (1-D).
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence, Union
+
+import torch
+from torch import Tensor
+
+from .._contract import Prepared, check_choice, check_positive
+from .._reduce import class_weight_tensor, reduce_loss
+from .._stats import class_sum, true_class
+from ..registry import register_loss
+
+__all__ = [
+    "ce_loss",
+    "wce_loss",
+    "balanced_ce_loss",
+    "weighted_bce_loss",
+    "topk_loss",
+    "topk_threshold_loss",
+    "focal_loss",
+    "voxel_ce",
+]
+
+Weights = Union[None, Sequence[float], Tensor]
+
+
+# ----------------------------------------------------------------------------- shared pieces
+
+def voxel_ce(prep: Prepared) -> Tensor:
+    """Per-voxel cross entropy, float32.
+
+    Multiclass: ``-sum_c g_c log p_c`` (``-log p_true`` for a label map), shape ``(N, *spatial)``.
+    Binary / multilabel: ``-(g log p + (1 - g) log(1 - p))`` per channel, ``(N, C, *spatial)``,
+    computed from the logits with log-sigmoid (finite for logits of any magnitude).
+    """
+    if prep.mode == "multiclass":
+        return -true_class(prep, prep.log_probs)
+    g = prep.dense
+    return -(g * prep.log_probs + (1.0 - g) * prep.log_probs_neg)
+
+
+def _valid_weights(prep: Prepared, like: Tensor) -> Optional[Tensor]:
+    """The ignore mask broadcast to ``like`` (per-voxel or per-channel elements), or None."""
+    if prep.valid is None:
+        return None
+    return prep.valid if like.ndim == prep.valid.ndim else prep.valid.unsqueeze(1)
+
+
+def _voxel_class_weights(prep: Prepared, w: Tensor, like: Tensor) -> Tensor:
+    """Per-element class weight: ``w[label]`` (multiclass), ``w_0 (1-g) + w_1 g`` (binary),
+    ``w_c`` per channel (multilabel)."""
+    if prep.mode == "multiclass":
+        if prep.labels is not None:
+            return w[prep.labels]
+        return torch.einsum("nc...,c->n...", prep.dense, w)
+    if prep.mode == "binary":
+        return w[0] * (1.0 - prep.dense) + w[1] * prep.dense
+    shape = (1, -1) + (1,) * (like.ndim - 2)
+    return w.view(shape).expand_as(like)
+
+
+def _n_weights(prep: Prepared) -> int:
+    return 2 if prep.mode == "binary" else prep.num_classes
+
+
+def _times(a: Optional[Tensor], b: Optional[Tensor]) -> Optional[Tensor]:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a * b
+
+
+# ----------------------------------------------------------------------------- losses
+
+@register_loss(
+    "ce",
+    category="distribution",
+    paper="Ma et al. 2021 eq. 1, doi:10.1016/j.media.2021.102035; Jadon 2020 II-A, doi:10.1109/CIBCB48159.2020.9277638",
+    formula="-mean_i sum_c g_ic log p_ic (weighted mean with class_weights)",
+)
+def ce_loss(prep: Prepared, *, class_weights: Weights = None, reduction: str = "mean") -> Tensor:
+    r"""Cross entropy.
+
+    .. math:: L_{CE} = -\frac{1}{\sum_i w_i} \sum_i w_i \sum_c g_{ic} \log p_{ic}
+
+    Multiclass: softmax cross entropy; with ``class_weights`` the weighted mean of PyTorch's
+    ``F.cross_entropy(weight=...)`` (``w_i`` = weight of the voxel's class). Binary: binary cross
+    entropy with logits; ``class_weights`` then holds two weights ``[negative, positive]``.
+    Multilabel: BCE per channel, averaged over channels and voxels; ``class_weights`` holds one
+    weight per channel. Soft targets give ``-sum_c g_c log p_c``.
+
+    Reference: Ma et al. 2021, eq. (1), doi:10.1016/j.media.2021.102035.
+
+    Defaults: unweighted (``class_weights=None``), as in Ma et al.'s CE baseline.
+    Empty ground truth: well defined (every voxel has a class); a batch where every voxel is
+    ``ignore_index`` gives 0 with zero gradient.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from seglosses.functional import ce_loss
+    >>> logits = torch.tensor([[[0.0], [0.0]]])        # (N=1, C=2, 1 voxel): p = (0.5, 0.5)
+    >>> round(float(ce_loss(logits, torch.tensor([[1]]))), 4)   # -log 0.5
+    0.6931
+    """
+    elem = voxel_ce(prep)
+    w = class_weight_tensor(class_weights, _n_weights(prep), elem.device)
+    cw = None if w is None else _voxel_class_weights(prep, w, elem)
+    return reduce_loss(elem, reduction, _times(_valid_weights(prep, elem), cw))
+
+
+def _inverse_frequency(prep: Prepared) -> Tensor:
+    """w_c = n_valid / (K * n_c) over the batch (sklearn's "balanced"); absent classes get 0
+    (they have no voxel to weight). K = number of classes present."""
+    if prep.mode == "multiclass":
+        counts = class_sum(prep, torch.ones((prep.batch_size,) + prep.spatial_shape, device=prep.logits.device), batch=True)[0]
+    elif prep.mode == "binary":
+        v = prep.valid_or_ones().unsqueeze(1)
+        pos = (prep.dense * v).sum()
+        counts = torch.stack([v.sum() - pos, pos])
+    else:
+        v = prep.valid_or_ones().unsqueeze(1)
+        counts = (prep.dense * v).transpose(0, 1).reshape(prep.num_classes, -1).sum(1)
+    present = counts > 0
+    k = present.sum().clamp_min(1)
+    w = torch.where(present, counts.sum() / (k * counts.clamp_min(1e-12)), torch.zeros_like(counts))
+    return w.detach()
+
+
+@register_loss(
+    "wce",
+    category="distribution",
+    paper="Ma et al. 2021 eq. 2; Ronneberger et al. 2015 arXiv:1505.04597",
+    formula="-sum_i w_{g_i} log p_{i,g_i} / sum_i w_{g_i}, w_c = 1/frequency_c by default",
+)
+def wce_loss(prep: Prepared, *, class_weights: Union[str, Weights] = "inverse_frequency", reduction: str = "mean") -> Tensor:
+    r"""Weighted cross entropy.
+
+    .. math:: L_{WCE} = -\frac{\sum_i w_{g_i} \log p_{i,g_i}}{\sum_i w_{g_i}}
+
+    ``class_weights``: a sequence (one per class; binary: ``[negative, positive]``), or
+    ``"inverse_frequency"`` (default): :math:`w_c = n / (K n_c)` from the current batch, the
+    reciprocal of the class frequency as in Ma et al. 2021 sec. 2.1.1 (they used training-set
+    frequencies; pass those as a sequence to reproduce exactly). The weighted mean (PyTorch's
+    convention) divides by :math:`\sum_i w_{g_i}`.
+
+    Reference: Ma et al. 2021, eq. (2), doi:10.1016/j.media.2021.102035.
+
+    Empty ground truth: absent classes get weight 0 (they have no voxels); a batch of one class
+    reduces to plain CE.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from seglosses.functional import wce_loss
+    >>> logits = torch.zeros(1, 2, 4)                          # p = 0.5 everywhere
+    >>> round(float(wce_loss(logits, torch.tensor([[0, 0, 0, 1]]))), 4)
+    0.6931
+    """
+    if isinstance(class_weights, str):
+        check_choice("class_weights", class_weights, ["inverse_frequency"])
+        class_weights = _inverse_frequency(prep)
+    return ce_loss.core(prep, class_weights=class_weights, reduction=reduction)
+
+
+@register_loss(
+    "balanced_ce",
+    category="distribution",
+    paper="Xie & Tu 2015 (HED) arXiv:1504.06375; Jadon 2020 II-C",
+    formula="-mean_i [beta g log p + (1-beta)(1-g) log(1-p)], beta = fraction of negatives per image",
+)
+def balanced_ce_loss(prep: Prepared, *, reduction: str = "mean") -> Tensor:
+    r"""Balanced cross entropy (Xie & Tu 2015, HED).
+
+    Binary / multilabel, per image n and channel:
+
+    .. math:: L = -\mathrm{mean}_i[\beta g_i \log p_i + (1-\beta)(1-g_i)\log(1-p_i)],
+              \quad \beta = 1 - \frac{\sum_i g_i}{|\Omega|}
+
+    (the fraction of negative voxels, Jadon II-C). Multiclass: the per-image weight of class c is
+    :math:`1 - f_{n,c}` with :math:`f_{n,c}` the frequency of c in image n;
+    :math:`L = -\mathrm{mean}_i (1 - f_{n,g_i}) \log p_{i,g_i}` (a plain mean, not a weighted
+    mean, as in the binary formula).
+
+    Reference: Xie & Tu, "Holistically-nested edge detection", ICCV 2015, arXiv:1504.06375.
+
+    No hyper-parameter. Empty ground truth: beta = 1, so only the (empty) positive term is
+    weighted and the loss is 0: an image without foreground gives no gradient. Use it with a
+    region loss or ``ce`` for such data.
+    """
+    elem = voxel_ce(prep)
+    if prep.mode == "multiclass":
+        n_valid = prep.n_valid(batch=False).clamp_min(1.0)  # (N,)
+        ones = torch.ones((prep.batch_size,) + prep.spatial_shape, device=elem.device)
+        freq = class_sum(prep, ones) / n_valid[:, None]  # (N, C)
+        w_class = (1.0 - freq).detach()
+        if prep.labels is not None:
+            w = w_class.gather(1, prep.labels.reshape(prep.batch_size, -1)).view_as(elem)
+        else:
+            w = torch.einsum("nc...,nc->n...", prep.dense, w_class)
+        weighted = w * elem
+    else:
+        v = prep.valid_or_ones().unsqueeze(1)
+        dims = tuple(range(2, elem.ndim))
+        pos = (prep.dense * v).sum(dims, keepdim=True)
+        beta = (1.0 - pos / v.sum(dims, keepdim=True).clamp_min(1.0)).detach()
+        g = prep.dense
+        weighted = -(beta * g * prep.log_probs + (1.0 - beta) * (1.0 - g) * prep.log_probs_neg)
+    return reduce_loss(weighted, reduction, _valid_weights(prep, weighted))
+
+
+@register_loss(
+    "weighted_bce",
+    category="distribution",
+    paper="Pihur et al. 2007 doi:10.1093/bioinformatics/btm158; Jadon 2020 II-B",
+    formula="-mean_i [beta g log p + (1-g) log(1-p)]",
+    modes=("binary", "multilabel"),
+)
+def weighted_bce_loss(prep: Prepared, *, beta: Optional[float] = None, reduction: str = "mean") -> Tensor:
+    r"""Weighted binary cross entropy (positive voxels weighted by ``beta``).
+
+    .. math:: L = -\mathrm{mean}_i [\beta g_i \log p_i + (1 - g_i) \log(1 - p_i)]
+
+    ``beta > 1`` reduces false negatives, ``beta < 1`` false positives (Jadon II-B).
+    Default ``beta=None``: the ratio of negative to positive voxels in the batch, the usual
+    ``pos_weight`` heuristic, so that both classes contribute equally (a fixed float reproduces
+    a fixed weighting; 1.0 is plain BCE). Binary and multilabel modes only (for a multiclass
+    weighting use ``wce``).
+
+    Reference: Jadon 2020, sec. II-B, doi:10.1109/CIBCB48159.2020.9277638.
+
+    Empty ground truth: with ``beta=None`` and no positive voxel, beta is taken as 1 (plain BCE).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from seglosses.functional import weighted_bce_loss
+    >>> logits = torch.zeros(1, 1, 2)                          # p = 0.5
+    >>> round(float(weighted_bce_loss(logits, torch.tensor([[1, 0]]), beta=3.0)), 4)  # (3+1)/2 * log 2
+    1.3863
+    """
+    if beta is None:
+        v = prep.valid_or_ones().unsqueeze(1)
+        pos = (prep.dense * v).sum()
+        neg = v.sum() * prep.num_classes - pos
+        beta_t = torch.where(pos > 0, neg / pos.clamp_min(1e-12), torch.ones_like(pos)).detach()
+    else:
+        check_positive("beta", beta, allow_zero=True)
+        beta_t = torch.tensor(float(beta), device=prep.logits.device)
+    g = prep.dense
+    elem = -(beta_t * g * prep.log_probs + (1.0 - g) * prep.log_probs_neg)
+    return reduce_loss(elem, reduction, _valid_weights(prep, elem))
+
+
+@register_loss(
+    "topk",
+    category="distribution",
+    paper="Wu et al. 2016 arXiv:1605.06885; Ma et al. 2021 eq. 4; nnU-Net TopKLoss",
+    formula="mean of the k% largest per-voxel CE over all valid voxels of the batch",
+)
+def topk_loss(prep: Prepared, *, k: float = 10.0, class_weights: Weights = None, reduction: str = "mean") -> Tensor:
+    r"""TopK loss, percentage variant: cross entropy of the k% hardest voxels.
+
+    .. math:: L_{TopK} = \frac{1}{|K|} \sum_{i \in K} \mathrm{CE}_i,
+              \quad |K| = \max(1, \lfloor k\,n_{valid} / 100 \rfloor)
+
+    ``K`` = the ``|K|`` voxels with the largest per-voxel CE over the whole batch (voxels and
+    samples pooled, as nnU-Net's ``TopKLoss``; ignored voxels never selected). In
+    binary/multilabel mode the elements are the per-channel BCE values. ``class_weights``
+    multiplies each voxel's CE before selection (nnU-Net: ``RobustCrossEntropyLoss(weight)``).
+
+    Reference: Ma et al. 2021, eq. (4) and sec. 4.2 (k = 10% performed best on the imbalanced
+    tasks), doi:10.1016/j.media.2021.102035; Wu et al. 2016 arXiv:1605.06885.
+
+    Defaults: ``k=10`` (percent), Ma et al.'s default. ``reduction="none"`` returns the selected
+    losses (1-D), ``"sum"`` their sum.
+
+    Empty ground truth: well defined (the hardest background voxels are selected).
+    """
+    check_positive("k", k)
+    if k > 100:
+        raise ValueError(f"k: expected a percentage in (0, 100], got {k!r}")
+    elem = voxel_ce(prep)
+    w = class_weight_tensor(class_weights, _n_weights(prep), elem.device)
+    if w is not None:
+        elem = elem * _voxel_class_weights(prep, w, elem)
+    flat = elem.reshape(-1)
+    valid = _valid_weights(prep, elem)
+    if valid is not None:
+        vmask = valid.expand_as(elem).reshape(-1) > 0
+        n_valid = int(vmask.sum())
+        if n_valid == 0:  # everything ignored: 0 with zero gradient
+            return reduce_loss(flat[:0], reduction)
+        flat = torch.where(vmask, flat, torch.full_like(flat, -1.0))  # CE >= 0: -1 is never selected
+    else:
+        n_valid = flat.numel()
+    n_sel = max(1, int(n_valid * k / 100))
+    top = torch.topk(flat, n_sel, sorted=False).values
+    return reduce_loss(top, reduction)
+
+
+@register_loss(
+    "topk_threshold",
+    category="distribution",
+    paper="Wu et al. 2016 arXiv:1605.06885; Ma et al. 2021 eq. 3",
+    formula="mean CE over voxels whose true-class probability is < t",
+)
+def topk_threshold_loss(prep: Prepared, *, threshold: float = 0.5, reduction: str = "mean") -> Tensor:
+    r"""TopK loss, threshold variant (bootstrapped cross entropy).
+
+    .. math:: L = -\frac{\sum_i 1\{p_{i,g_i} < t\} \log p_{i,g_i}}{\sum_i 1\{p_{i,g_i} < t\}}
+
+    Only voxels whose probability of the true class is below ``threshold`` count ("easy" voxels
+    are dropped). Binary / multilabel: per channel, the probability of the target value
+    (p where g = 1, 1 - p where g = 0). For soft targets the probability is ``exp(-CE_i)``.
+
+    Reference: Ma et al. 2021, eq. (3), doi:10.1016/j.media.2021.102035 (t in {0.1,...,0.9};
+    they found the threshold variant less robust than the percentage variant ``topk``).
+
+    Defaults: ``threshold=0.5``, the middle of the range Ma et al. compared.
+    When no voxel qualifies (every voxel already confident), the loss is 0 with zero gradient.
+    """
+    check_positive("threshold", threshold)
+    if threshold > 1:
+        raise ValueError(f"threshold: expected a probability in (0, 1], got {threshold!r}")
+    elem = voxel_ce(prep)
+    p_true = torch.exp(-elem.detach())  # probability of the target (exact for hard targets)
+    hard = (p_true < threshold).float()
+    return reduce_loss(elem, reduction, _times(hard, _valid_weights(prep, elem)))
+
+
+@register_loss(
+    "focal",
+    category="distribution",
+    paper="Lin et al. 2017 arXiv:1708.02002; Ma et al. 2021 eq. 5; Jadon 2020 II-D",
+    formula="-mean_i alpha_{g_i} (1 - p_t)^gamma log p_t",
+)
+def focal_loss(
+    prep: Prepared,
+    *,
+    gamma: float = 2.0,
+    alpha: Union[None, float, Sequence[float]] = None,
+    reduction: str = "mean",
+) -> Tensor:
+    r"""Focal loss.
+
+    .. math:: L_{focal} = -\mathrm{mean}_i\, \alpha_{g_i} (1 - p_{t,i})^\gamma \log p_{t,i}
+
+    with :math:`p_t` the probability of the target class (softmax) or of the target value
+    (sigmoid: p if g = 1, else 1 - p). ``gamma=0`` and ``alpha=None`` equal ``ce``.
+
+    ``alpha``: ``None`` (no weighting); a sequence of one weight per class (multiclass) or per
+    channel (multilabel); in binary / multilabel mode a float is the foreground weight and
+    ``1 - alpha`` the background weight (Lin et al.'s alpha_t).
+
+    Reference: Lin et al. 2017, "Focal loss for dense object detection", arXiv:1708.02002;
+    Ma et al. 2021 eq. (5).
+
+    Defaults: ``gamma=2`` (best in Lin et al.), ``alpha=None`` (Ma et al. eq. 5 has no alpha).
+    Convention difference: MONAI's ``FocalLoss(use_softmax=True)`` averages over classes too, so
+    its value is ours divided by C; ours is a mean over voxels, like ``ce``.
+
+    Empty ground truth: well defined; an all-ignored batch gives 0 with zero gradient.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from seglosses.functional import focal_loss
+    >>> logits = torch.zeros(1, 2, 1)                 # p_t = 0.5: (0.5)^2 * log 2
+    >>> round(float(focal_loss(logits, torch.tensor([[0]]))), 4)
+    0.1733
+    """
+    check_positive("gamma", gamma, allow_zero=True)
+    eps = 1e-12 if gamma < 1 else 0.0  # (1 - p)^gamma has an infinite slope at p = 1 when gamma < 1
+    if prep.mode == "multiclass" and prep.labels is not None:
+        ce_elem = voxel_ce(prep)
+        elem = ce_elem if not gamma else (-torch.expm1(-ce_elem)).clamp_min(eps).pow(gamma) * ce_elem
+    elif prep.mode == "multiclass":  # soft target: -sum_c g_c (1 - p_c)^gamma log p_c
+        mod = (1.0 - prep.probs).clamp_min(eps).pow(gamma) if gamma else 1.0
+        elem = -(prep.dense * mod * prep.log_probs).sum(1)
+    else:  # sigmoid: p_t = p g + (1 - p)(1 - g)
+        g, p = prep.dense, prep.probs
+        ce_elem = voxel_ce(prep)
+        p_t = p * g + (1.0 - p) * (1.0 - g)
+        elem = ce_elem if not gamma else (1.0 - p_t).clamp_min(eps).pow(gamma) * ce_elem
+    if alpha is not None:
+        if isinstance(alpha, (int, float)):
+            if prep.mode == "multiclass":
+                raise ValueError(
+                    f"alpha: a float foreground weight applies to binary/multilabel mode; "
+                    f"multiclass needs one weight per class ({prep.num_classes}), got {alpha!r}"
+                )
+            if not 0 <= alpha <= 1:
+                raise ValueError(f"alpha: expected a float in [0, 1], got {alpha!r}")
+            g = prep.dense
+            elem = elem * (alpha * g + (1 - alpha) * (1.0 - g))
+        else:
+            w = class_weight_tensor(alpha, prep.num_classes, elem.device, name="alpha")
+            if prep.mode == "multiclass":
+                elem = elem * _voxel_class_weights(prep, w, elem)
+            else:
+                elem = elem * w.view((1, -1) + (1,) * (elem.ndim - 2))
+    return reduce_loss(elem, reduction, _valid_weights(prep, elem))
+

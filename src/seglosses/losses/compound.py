@@ -1,0 +1,130 @@
+"""Compound losses: a weighted sum of registered terms, and the named compounds of the papers.
+
+There is one combinator, :class:`CompoundLoss`; ``dice_ce`` and friends are *names* for weighted
+sums (Ma et al. 2021 eqs. 22, 24, 25), not new classes. Terms that share an input contract
+(``mode``, ``from_logits``, ``ignore_index``) share one :class:`~seglosses._contract.Prepared`
+input, so ``dice+ce`` computes one log-softmax, not two.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from .._contract import Prepared, check_reduction
+from ..registry import CONTRACT_ARGS, LossInfo, _check_call_kwargs, loss_info, register_compound
+
+__all__ = ["CompoundLoss"]
+
+
+class CompoundLoss(nn.Module):
+    """``sum_k w_k * loss_k(logits, target)`` over registered terms.
+
+    Build it with :func:`seglosses.build_loss` (``"0.5*dice+2*ce"``) or from modules directly:
+    ``CompoundLoss([(0.5, DiceLoss()), (2.0, CeLoss())])``.
+
+    ``weights`` is a list of floats that a schedule (``set_epoch``) may change during training;
+    ``last_terms`` holds the detached value of each term from the last forward call (used for
+    logging and by value-balancing schedules).
+    """
+
+    def __init__(self, terms: Sequence[Tuple[float, nn.Module]], spec: Optional[str] = None, schedule=None):
+        super().__init__()
+        if not terms:
+            raise ValueError("terms: expected at least one (weight, loss) pair, got none")
+        self.names: List[str] = [getattr(getattr(m, "info", None), "name", type(m).__name__) for _, m in terms]
+        self.weights: List[float] = [float(w) for w, _ in terms]
+        self.terms = nn.ModuleList([m for _, m in terms])
+        self.spec = spec or "+".join(f"{w:g}*{n}" for w, n in zip(self.weights, self.names))
+        self.schedule = schedule
+        self.last_terms: Dict[str, float] = {}
+        call_args = set()
+        for m in self.terms:
+            call_args |= set(getattr(getattr(m, "info", None), "call_args", ()))
+        self.call_args = tuple(sorted(call_args))
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def from_terms(cls, terms: Sequence[Tuple[float, str]], spec: Optional[str] = None, **kwargs) -> "CompoundLoss":
+        names = [t for _, t in terms]
+        infos: Dict[str, LossInfo] = {t: loss_info(t) for t in names}
+        per_term = {k: kwargs.pop(k) for k in list(kwargs) if k in infos}
+        for t, opts in per_term.items():
+            if not isinstance(opts, dict):
+                raise TypeError(f"{t}: per-term options must be a dict, got {type(opts).__name__} {opts!r}")
+        shared = kwargs
+        for k in shared:
+            if not any(k in infos[t].options for t in infos):
+                valid = sorted(set(CONTRACT_ARGS) | {o for i in infos.values() for o in i.options} | set(infos))
+                raise ValueError(f"{spec}: unknown argument {k!r}; valid arguments are {valid}")
+        modules = []
+        for w, t in terms:
+            opts = {k: v for k, v in shared.items() if k in infos[t].options}
+            opts.update(per_term.get(t, {}))
+            modules.append((w, infos[t].module(**opts)))
+        return cls(modules, spec=spec)
+
+    # ------------------------------------------------------------------ schedules
+    def set_epoch(self, epoch: int) -> None:
+        """Advance schedules: the compound's own (weights) and every term's."""
+        if self.schedule is not None:
+            self.weights = [float(w) for w in self.schedule.weights(epoch, self)]
+        for m in self.terms:
+            if hasattr(m, "set_epoch"):
+                m.set_epoch(epoch)
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, logits: Tensor, target: Tensor, **call_kwargs) -> Tensor:
+        unknown = sorted(set(call_kwargs) - set(self.call_args))
+        if unknown:
+            raise ValueError(
+                f"{self.spec}: forward() got unknown keyword(s) {unknown}; per-call inputs are {list(self.call_args) or 'none'}"
+            )
+        cache: Dict[tuple, Prepared] = {}
+        total: Optional[Tensor] = None
+        values = {}
+        for w, name, m in zip(self.weights, self.names, self.terms):
+            kw = {k: v for k, v in call_kwargs.items() if k in getattr(getattr(m, "info", None), "call_args", ())}
+            if hasattr(m, "forward_prepared"):
+                key = tuple(sorted(m.contract.items()))
+                if key not in cache:
+                    cache[key] = m.prepare(logits, target)
+                value = m.forward_prepared(cache[key], **kw)
+            else:
+                value = m(logits, target, **kw)
+            values[name] = value
+            if total is not None and total.shape != value.shape:
+                raise ValueError(
+                    f"reduction: terms of {self.spec!r} return different shapes {tuple(total.shape)} and "
+                    f"{tuple(value.shape)} ({name}); use reduction='mean' or 'sum' for compound losses"
+                )
+            total = w * value if total is None else total + w * value
+        self.last_terms = {k: float(v.detach().float().mean()) for k, v in values.items()}
+        if self.schedule is not None and hasattr(self.schedule, "observe"):
+            self.schedule.observe(values, self)
+        return total
+
+    def extra_repr(self) -> str:
+        return f"spec={self.spec!r}, weights={self.weights}"
+
+
+register_compound(
+    "dice_ce",
+    "dice+ce",
+    paper="Taghanaki et al. 2019 doi:10.1016/j.compmedimag.2018.10.005; Isensee et al. 2021 (nnU-Net) doi:10.1038/s41592-020-01008-z; Ma et al. 2021 eq. 22",
+    formula="L_dice + L_ce",
+)
+register_compound(
+    "dice_focal",
+    "dice+focal",
+    paper="Zhu et al. 2019 doi:10.1002/mp.13300 (AnatomyNet); Ma et al. 2021 eq. 24",
+    formula="L_dice + L_focal",
+)
+register_compound(
+    "dice_topk",
+    "dice+topk",
+    paper="Ma et al. 2021 eq. 25 (doi:10.1016/j.media.2021.102035)",
+    formula="L_dice + L_topk",
+)
