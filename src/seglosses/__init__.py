@@ -1,8 +1,26 @@
 """seglosses: segmentation losses for PyTorch, exact metrics, significance ranking, and the
-Loss Odyssey benchmark (Ma et al. 2021, doi:10.1016/j.media.2021.102035)."""
+Loss Odyssey benchmark (Ma et al. 2021, doi:10.1016/j.media.2021.102035).
 
-from .registry import build_loss, list_losses, loss_info, register_loss
+The top-level API (``build_loss``, ``list_losses``, ``loss_info``, ``register_loss``) is loaded
+on first use, so ``import seglosses.metrics`` or ``seglosses.ranking`` does not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = ["build_loss", "list_losses", "loss_info", "register_loss", "__version__"]
+_LAZY = {"build_loss", "list_losses", "loss_info", "register_loss"}
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(".registry", __name__), name)
+    raise AttributeError(f"module 'seglosses' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | _LAZY)
