@@ -15,7 +15,8 @@ Every loss in :mod:`seglosses` accepts ``(logits, target)`` as described in the 
   targets only).
 
 :func:`prepare` returns a :class:`Prepared` object. Probabilities and log-probabilities are
-computed lazily in float32 (AMP-safe) and cached, so a compound loss computes its softmax once.
+computed lazily in float32 (AMP-safe; float64 input stays float64, so ``gradcheck`` works) and
+cached, so a compound loss computes its softmax once.
 A label-map target stays a label map: region statistics gather and scatter on it
 (:mod:`seglosses._stats`) instead of materialising a float one-hot.
 """
@@ -32,7 +33,7 @@ from torch import Tensor
 MODES = ("multiclass", "binary", "multilabel")
 REDUCTIONS = ("mean", "sum", "none")
 
-__all__ = ["MODES", "REDUCTIONS", "Prepared", "prepare", "check_reduction", "check_choice", "check_positive"]
+__all__ = ["MODES", "REDUCTIONS", "Prepared", "prepare", "compute_dtype", "check_reduction", "check_choice", "check_positive"]
 
 
 def _describe(x: Any) -> str:
@@ -74,10 +75,10 @@ class Prepared:
         ``(N, *spatial)`` int64 label map (multiclass with a label-map target); ignored voxels are
         set to 0 and excluded through :attr:`valid`.
     dense : Tensor or None
-        ``(N, C, *spatial)`` float32 target: soft / one-hot target in multiclass mode, the
+        ``(N, C, *spatial)`` float32 (float64 for float64 logits) target: soft / one-hot target in multiclass mode, the
         foreground / multi-hot target in binary and multilabel mode.
     valid : Tensor or None
-        ``(N, *spatial)`` float32 mask of voxels that count (``None``: all count).
+        ``(N, *spatial)`` float32 (float64 for float64 logits) mask of voxels that count (``None``: all count).
     """
 
     logits: Tensor
@@ -106,12 +107,17 @@ class Prepared:
     def is_sigmoid(self) -> bool:
         return self.mode != "multiclass"
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """Compute dtype: float32 for half / bfloat16 / float32 input, float64 for float64 input."""
+        return compute_dtype(self.logits.dtype)
+
     # ------------------------------------------------------- probabilities (fp32)
     @property
     def log_probs(self) -> Tensor:
         """log p in float32; multiclass: log_softmax over C; otherwise log sigmoid."""
         if "log_probs" not in self._cache:
-            x = self.logits.float()
+            x = self.logits.to(self.dtype)
             if not self.from_logits:
                 lp = torch.log(x.clamp_min(1e-12))
             elif self.mode == "multiclass":
@@ -125,7 +131,7 @@ class Prepared:
     def log_probs_neg(self) -> Tensor:
         """log(1 - p) in float32 (sigmoid modes), computed stably from the logits."""
         if "log_probs_neg" not in self._cache:
-            x = self.logits.float()
+            x = self.logits.to(self.dtype)
             if self.from_logits:
                 lq = F.logsigmoid(-x)
             else:
@@ -137,7 +143,7 @@ class Prepared:
     def probs(self) -> Tensor:
         """p in float32: softmax over C (multiclass) or sigmoid (binary / multilabel)."""
         if "probs" not in self._cache:
-            x = self.logits.float()
+            x = self.logits.to(self.dtype)
             if not self.from_logits:
                 p = x
             elif "log_probs" in self._cache and self.mode == "multiclass":
@@ -156,21 +162,21 @@ class Prepared:
         if self.dense is not None:
             return self.dense
         if "onehot" not in self._cache:
-            oh = F.one_hot(self.labels, self.num_classes).movedim(-1, 1).float()
+            oh = F.one_hot(self.labels, self.num_classes).movedim(-1, 1).to(self.dtype)
             self._cache["onehot"] = oh
         return self._cache["onehot"]
 
     def valid_or_ones(self) -> Tensor:
         if self.valid is not None:
             return self.valid
-        return torch.ones((self.batch_size,) + self.spatial_shape, device=self.logits.device)
+        return torch.ones((self.batch_size,) + self.spatial_shape, device=self.logits.device, dtype=self.dtype)
 
     def n_valid(self, batch: bool = True) -> Tensor:
         """Number of counted voxels, over the batch (scalar) or per sample ``(N,)``."""
         n = self.batch_size
         numel = float(torch.Size(self.spatial_shape).numel())
         if self.valid is None:
-            v = torch.full((n,), numel, device=self.logits.device)
+            v = torch.full((n,), numel, device=self.logits.device, dtype=self.dtype)
         else:
             v = self.valid.flatten(1).sum(1)
         return v.sum() if batch else v
@@ -182,6 +188,11 @@ class Prepared:
         if self.mode == "multiclass":
             return self.dense.argmax(1)
         return (self.dense > 0.5).long()
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype sums run in: ``promote_types(dtype, float32)`` (fp16/bf16 -> fp32, fp64 stays)."""
+    return torch.promote_types(dtype, torch.float32)
 
 
 def _as_label_map(target: Tensor, logits: Tensor) -> Tensor | None:
@@ -241,6 +252,7 @@ def prepare(
         raise TypeError(f"ignore_index: expected an int or None, got {ignore_index!r}")
 
     labels = dense = valid = None
+    cdtype = compute_dtype(logits.dtype)
     is_int = not target.is_floating_point() and target.dtype != torch.bool
     if target.dtype == torch.bool:
         target = target.to(torch.uint8)
@@ -256,10 +268,10 @@ def prepare(
         n_labels = 2 if mode == "binary" else c
         if ignore_index is not None:
             keep = lm != ignore_index
-            valid = keep.float()
+            valid = keep.to(cdtype)
             lm = torch.where(keep, lm, torch.zeros((), dtype=lm.dtype, device=lm.device))
         if validate and lm.numel():
-            lo, hi = int(lm.min()), int(lm.max())
+            lo, hi = (int(v) for v in torch.aminmax(lm))  # one pass over the labels
             if lo < 0 or hi >= n_labels:
                 bad = lo if lo < 0 else hi
                 extra = "" if ignore_index is None else f" (other than ignore_index={ignore_index})"
@@ -270,9 +282,9 @@ def prepare(
         if mode == "multiclass":
             labels = lm
         elif mode == "binary":
-            dense = lm.unsqueeze(1).float()
+            dense = lm.unsqueeze(1).to(cdtype)
         else:  # multilabel from a label map: mutually exclusive labels, one-hot per channel
-            dense = F.one_hot(lm, c).movedim(-1, 1).float()
+            dense = F.one_hot(lm, c).movedim(-1, 1).to(cdtype)
     else:
         if not target.is_floating_point():
             raise TypeError(f"target: expected an integer or floating tensor, got dtype {target.dtype}")
@@ -286,7 +298,7 @@ def prepare(
                 f"target: expected a float target of the same shape as logits {tuple(logits.shape)}, "
                 f"got {_describe(target)}{hint}"
             )
-        dense = target.float()
+        dense = target.to(cdtype)
     return Prepared(
         logits=logits,
         mode=mode,

@@ -65,6 +65,8 @@ class LossInfo:
     needs_distance_map: bool = False
     call_args: Tuple[str, ...] = ()
     spec: Optional[str] = None  # named compounds: the weighted sum they stand for
+    #: named compounds: builds the weight schedule the compound gets from build_loss(name)
+    schedule_factory: Optional[Callable] = field(default=None, repr=False, compare=False)
     functional: Optional[Callable] = field(default=None, repr=False, compare=False)
     module: Optional[type] = field(default=None, repr=False, compare=False)
     summary: str = ""
@@ -226,8 +228,14 @@ def _replace(info: LossInfo, **changes) -> LossInfo:
     return replace(info, **changes)
 
 
-def register_compound(name: str, spec: str, *, paper: str, formula: str) -> None:
-    """Register a named weighted sum of registered terms, e.g. ``register_compound("dice_ce", "dice+ce")``."""
+def register_compound(
+    name: str, spec: str, *, paper: str, formula: str, schedule_factory: Optional[Callable] = None
+) -> None:
+    """Register a named weighted sum of registered terms, e.g. ``register_compound("dice_ce", "dice+ce")``.
+
+    ``schedule_factory``: a callable returning a weight schedule
+    (:mod:`seglosses.losses.schedules`) that ``build_loss(name)`` attaches to the compound.
+    """
     if name in _REGISTRY:
         raise ValueError(f"name: loss {name!r} is already registered")
     terms = parse_spec(spec)
@@ -244,7 +252,8 @@ def register_compound(name: str, spec: str, *, paper: str, formula: str) -> None
         needs_distance_map=any(_get(t).needs_distance_map for _, t in terms),
         call_args=tuple(sorted({a for _, t in terms for a in _get(t).call_args})),
         spec=spec,
-        summary=f"Weighted sum {spec}.",
+        schedule_factory=schedule_factory,
+        summary=f"Weighted sum {spec}." + (" Scheduled weights (set_epoch)." if schedule_factory else ""),
     )
 
 

@@ -18,6 +18,12 @@ from ..registry import CONTRACT_ARGS, LossInfo, _check_call_kwargs, loss_info, r
 
 __all__ = ["CompoundLoss"]
 
+_NAMED = object()  # from_terms: "use the named compound's schedule"
+
+
+def _is_name(spec: str) -> bool:
+    return spec.strip().isidentifier()
+
 
 class CompoundLoss(nn.Module):
     """``sum_k w_k * loss_k(logits, target)`` over registered terms.
@@ -39,6 +45,8 @@ class CompoundLoss(nn.Module):
         self.terms = nn.ModuleList([m for _, m in terms])
         self.spec = spec or "+".join(f"{w:g}*{n}" for w, n in zip(self.weights, self.names))
         self.schedule = schedule
+        if schedule is not None:  # a scheduled compound starts in the schedule's epoch-0 state
+            self.weights = [float(w) for w in schedule.weights(0, self)]
         self.last_terms: Dict[str, float] = {}
         call_args = set()
         for m in self.terms:
@@ -48,6 +56,12 @@ class CompoundLoss(nn.Module):
     # ------------------------------------------------------------------ building
     @classmethod
     def from_terms(cls, terms: Sequence[Tuple[float, str]], spec: Optional[str] = None, **kwargs) -> "CompoundLoss":
+        # schedule: given explicitly (None disables it), else the named compound's own
+        schedule = kwargs.pop("schedule", _NAMED)
+        if schedule is _NAMED:
+            named = loss_info(spec.strip()) if isinstance(spec, str) and _is_name(spec) else None
+            factory = getattr(named, "schedule_factory", None)
+            schedule = factory() if factory is not None else None
         names = [t for _, t in terms]
         infos: Dict[str, LossInfo] = {t: loss_info(t) for t in names}
         per_term = {k: kwargs.pop(k) for k in list(kwargs) if k in infos}
@@ -64,7 +78,7 @@ class CompoundLoss(nn.Module):
             opts = {k: v for k, v in shared.items() if k in infos[t].options}
             opts.update(per_term.get(t, {}))
             modules.append((w, infos[t].module(**opts)))
-        return cls(modules, spec=spec)
+        return cls(modules, spec=spec, schedule=schedule)
 
     # ------------------------------------------------------------------ schedules
     def set_epoch(self, epoch: int) -> None:
@@ -128,3 +142,5 @@ register_compound(
     paper="Ma et al. 2021 eq. 25 (doi:10.1016/j.media.2021.102035)",
     formula="L_dice + L_topk",
 )
+
+from . import schedules  # noqa: E402,F401  (registers dice_bd and dice_hd with their schedules)
