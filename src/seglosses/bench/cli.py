@@ -1,0 +1,453 @@
+"""The benchmark's sub-commands of ``seglosses``: ``bench``, ``report``, ``export``, ``tasks``.
+
+Dispatch convention (see :mod:`seglosses.cli`): ``configure_<name>(parser)`` adds the arguments,
+``run_<name>(args) -> int`` runs the command. Argument errors raise ``ValueError`` /
+``FileNotFoundError`` with a message naming the flag; ``seglosses.cli.main`` prints it and exits
+with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+__all__ = [
+    "configure_bench",
+    "run_bench",
+    "configure_report",
+    "run_report",
+    "configure_export",
+    "run_export",
+    "configure_tasks",
+    "run_tasks",
+    "export_csv",
+]
+
+BENCH_EPILOG = """\
+examples:
+  seglosses bench                                   # quick preset: 12 losses x liver, tumor (CPU, minutes)
+  seglosses bench --tasks liver,multiorgan --losses 'dice*,ce,0.5*dice+ce'
+  seglosses bench --losses 'topk(k=30),topk_k50,dice_sample_squared' --iterations 500
+  seglosses bench --data /data/Task03_Liver --spatial-dims 2 --lrs 3e-3,3e-4,3e-5
+  seglosses bench --data /data/aerial_2d --losses ce,focal,iou --out aerial_out
+  seglosses bench --preset paper --device cuda --out paper_out      # Ma et al. protocol (GPU/cluster)
+  seglosses bench --out seglosses_out --resume      # continue after an interruption
+  seglosses report seglosses_out                    # rewrite report.html / report.md
+  seglosses export seglosses_out --csv && seglosses rank seglosses_out/results.csv
+
+--losses takes registered names (seglosses losses), wildcards ('dice*'), weighted sums ('0.5*dice+ce'),
+options in parentheses ('topk(k=30)', 'dice_ce(dice.batch=true)') and the named variants of Ma et al.
+Tables 3-4 (topk_k30 .. topk_k90, topk_t0.1 .. topk_t0.9, dice_batch_squared, dice_sample, dice_sample_squared).
+"""
+
+
+# ----------------------------------------------------------------------------------------------
+# parsing helpers
+# ----------------------------------------------------------------------------------------------
+
+
+def _float_list(text: str, flag: str) -> List[float]:
+    out = []
+    for item in str(text).split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            v = float(item)
+        except ValueError:
+            raise ValueError(f"{flag}: {item!r} is not a number (expected e.g. 3e-3,3e-4,3e-5)") from None
+        if not (v > 0 and math.isfinite(v)):
+            raise ValueError(f"{flag}: expected positive numbers, got {item!r}")
+        out.append(v)
+    if not out:
+        raise ValueError(f"{flag}: expected a comma-separated list of numbers, got {text!r}")
+    return out
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def _fraction(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0 <= v < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return v
+
+
+def _tasks(text: str) -> List[str]:
+    from .synthetic import TASKS
+
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if names == ["all"]:
+        return list(TASKS)
+    unknown = [t for t in names if t not in TASKS]
+    if unknown:
+        raise ValueError(
+            f"--tasks: unknown task(s) {unknown}; built-in tasks are {', '.join(TASKS)} (or 'all'); use --data PATH for your own data"
+        )
+    if not names:
+        raise ValueError("--tasks: expected a comma-separated list of built-in tasks")
+    return names
+
+
+# ----------------------------------------------------------------------------------------------
+# bench
+# ----------------------------------------------------------------------------------------------
+
+
+def configure_bench(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Run the Loss Odyssey protocol (Ma et al. 2021): train a U-Net per loss (and learning rate), evaluate every test "
+        "case (DSC, NSD, HD95, IoU, sensitivity, specificity), rank, and write OUT/report.html and OUT/report.md. "
+        "Results go to OUT/results.sqlite, one transaction per finished run; --resume continues an interrupted grid."
+    )
+    parser.epilog = BENCH_EPILOG
+    g = parser.add_argument_group("what to run")
+    g.add_argument(
+        "--preset",
+        default="quick",
+        choices=["quick", "paper"],
+        help="defaults for everything below (default: quick)",
+    )
+    g.add_argument(
+        "--tasks",
+        help="built-in synthetic tasks, comma-separated, or 'all' (default: the preset's; none when --data is given)",
+    )
+    g.add_argument(
+        "--data",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="dataset folder: Medical Segmentation Decathlon / nnU-Net raw layout, or 2D images/ + masks/ (repeatable)",
+    )
+    g.add_argument("--losses", help="comma-separated losses (default: the preset's); see the examples below")
+    g.add_argument(
+        "--lrs",
+        help="learning rates to try per loss, picked by validation Dice (quick: 3e-3; paper: 3e-3,3e-4,3e-5)",
+    )
+    it = g.add_mutually_exclusive_group()
+    it.add_argument("--iterations", type=_positive_int, help="training iterations per run (quick: 200)")
+    it.add_argument(
+        "--epochs", type=_positive_int, help="training epochs per run (an epoch is --epoch-length iterations)"
+    )
+    g.add_argument(
+        "--epoch-length", type=_positive_int, help="iterations per epoch (quick: 25; paper: 250 as nnU-Net)"
+    )
+    g.add_argument(
+        "--spatial-dims",
+        type=int,
+        choices=[2, 3],
+        help="2: 2D network (3D volumes trained on slices, predicted slice by slice); 3: 3D network (default: preset / data)",
+    )
+    g.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of data generation, split, initialisation and sampling (default 0)",
+    )
+    m = parser.add_argument_group("model and training")
+    m.add_argument("--batch-size", type=_positive_int, help="patches per batch (quick: 8; paper: 2)")
+    m.add_argument(
+        "--patch-size",
+        type=int,
+        help="patch side in voxels, rounded up to the network's divisor; 0: whole images (quick: 64)",
+    )
+    m.add_argument(
+        "--image-size", type=_positive_int, help="side of the generated built-in images (quick: 64)"
+    )
+    m.add_argument(
+        "--cases", type=_positive_int, help="number of generated cases per built-in task (quick: 40)"
+    )
+    m.add_argument(
+        "--model-size",
+        choices=["tiny", "small", "nnunet"],
+        help="U-Net filters: tiny 8-64, small 16-256, nnunet 32-320",
+    )
+    m.add_argument(
+        "--arch",
+        choices=["dynunet", "basicunet"],
+        default="dynunet",
+        help="MONAI network (default dynunet, the nnU-Net architecture)",
+    )
+    m.add_argument(
+        "--val-fraction",
+        type=_fraction,
+        help="fraction of the training cases held out to pick the learning rate (default 0.2)",
+    )
+    m.add_argument(
+        "--test-fraction", type=_fraction, help="fraction of the cases held out for testing (default 0.2)"
+    )
+    m.add_argument(
+        "--tolerance", type=float, default=1.0, help="NSD tolerance in mm (default 1.0, as the Decathlon)"
+    )
+    r = parser.add_argument_group("execution and output")
+    r.add_argument("--out", default="seglosses_out", help="output folder (default: seglosses_out)")
+    r.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the grid stored in OUT, skipping finished and failed runs",
+    )
+    r.add_argument(
+        "--retry-failed", action="store_true", help="with --resume: run failed configurations again"
+    )
+    r.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
+    r.add_argument(
+        "--workers",
+        type=_positive_int,
+        help="runs trained at the same time (quick: 2; paper: 1); only the main process writes results",
+    )
+    r.add_argument(
+        "--executor",
+        choices=["thread", "process"],
+        default="thread",
+        help="how --workers run: threads of this process (default, with progress bars) or spawned processes",
+    )
+    r.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=1,
+        help="torch CPU threads per run (default 1: on a shared CPU more threads per op were measured slower)",
+    )
+    r.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    r.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def build_config(args):
+    """A :class:`~seglosses.bench.runner.BenchConfig` from parsed ``bench`` arguments."""
+    from .presets import get_preset, parse_losses, resolve_preset_losses
+    from .runner import BenchConfig
+
+    preset = get_preset(args.preset)
+    data = [str(p) for p in (args.data or [])]
+    for p in data:
+        if not Path(p).exists():
+            raise FileNotFoundError(f"--data: {p} does not exist")
+    if args.tasks:
+        tasks = _tasks(args.tasks)
+    elif data:
+        tasks = []
+    else:
+        tasks = list(preset.tasks)
+    warnings = []
+    if args.losses:
+        losses = parse_losses(args.losses)
+    else:
+        losses, warnings = resolve_preset_losses(preset)
+    lrs = _float_list(args.lrs, "--lrs") if args.lrs else list(preset.lrs)
+    epoch_length = args.epoch_length or preset.epoch_length
+    iterations = args.iterations or (args.epochs * epoch_length if args.epochs else None)
+    if args.patch_size is not None and args.patch_size < 0:
+        raise ValueError(f"--patch-size: expected a positive size or 0 (whole images), got {args.patch_size}")
+    if args.retry_failed and not args.resume:
+        raise ValueError("--retry-failed needs --resume")
+    if args.tolerance is not None and not args.tolerance > 0:
+        raise ValueError(f"--tolerance: expected a positive distance in mm, got {args.tolerance}")
+    spatial_dims = args.spatial_dims
+    if spatial_dims is None:
+        spatial_dims = None if data and not tasks else preset.spatial_dims
+    cfg = BenchConfig.from_preset(
+        preset,
+        out=args.out,
+        tasks=tasks,
+        data=data,
+        losses=losses,
+        lrs=lrs,
+        iterations=iterations,
+        epoch_length=epoch_length,
+        batch_size=args.batch_size,
+        image_size=args.image_size,
+        n_cases=args.cases,
+        model_size=args.model_size,
+        arch=args.arch,
+        val_fraction=args.val_fraction,
+        test_fraction=args.test_fraction,
+        tolerance=args.tolerance,
+        seed=args.seed,
+        device=args.device,
+        resume=args.resume,
+        retry_failed=args.retry_failed,
+        workers=args.workers,
+        executor=args.executor,
+        threads=args.threads,
+        report=not args.no_report,
+        progress=not args.quiet,
+    )
+    cfg.spatial_dims = spatial_dims
+    if args.patch_size is not None:
+        cfg.patch_size = args.patch_size or None
+    return cfg, warnings
+
+
+def run_bench(args) -> int:
+    from .runner import run_bench as _run
+
+    cfg, warnings = build_config(args)
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    n_tasks = len(cfg.tasks) + len(cfg.data)
+    print(
+        f"seglosses bench: preset {cfg.preset}, {n_tasks} task(s), {len(cfg.losses)} loss configuration(s), "
+        f"{len(cfg.lrs)} learning rate(s) -> {n_tasks * len(cfg.losses) * len(cfg.lrs)} run(s) of {cfg.iterations} iterations; "
+        f"device {cfg.device}; results in {Path(cfg.out) / 'results.sqlite'}",
+        flush=True,
+    )
+    try:
+        summary = _run(cfg)
+    except KeyboardInterrupt:
+        print(
+            f"\ninterrupted: every finished run is in {Path(cfg.out) / 'results.sqlite'}; "
+            f"continue with the same command and --resume",
+            file=sys.stderr,
+        )
+        return 130
+    print(
+        f"done: {summary['ran']} run(s) in {summary['seconds']:.0f} s ({summary['failed']} failed, {summary['skipped']} skipped as already stored)",
+        flush=True,
+    )
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# report
+# ----------------------------------------------------------------------------------------------
+
+
+def configure_report(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = "example:\n  seglosses report seglosses_out      # writes seglosses_out/report.html, report.md, figures/"
+    parser.add_argument("out", help="output folder of `seglosses bench` (holding results.sqlite)")
+    parser.add_argument(
+        "--bootstrap",
+        type=_positive_int,
+        default=1000,
+        help="bootstrap samples for rank stability (default 1000)",
+    )
+    parser.add_argument(
+        "--hardest", type=_positive_int, default=3, help="hardest test cases shown per task (default 3)"
+    )
+
+
+def run_report(args) -> int:
+    from .report import write_report
+
+    paths = write_report(args.out, n_bootstrap=args.bootstrap, hardest=args.hardest)
+    print(f"wrote {paths['html']} and {paths['md']} (figures in {paths['figures']})")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# export
+# ----------------------------------------------------------------------------------------------
+
+
+def configure_export(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = (
+        "writes, in OUT (or --to DIR):\n"
+        "  results.csv        one row per method x task x case (selected learning rate, class mean): input of `seglosses rank`\n"
+        "  results_tidy.csv   one row per task x loss x lr x case x class, every metric\n"
+        "  runs.csv           one row per run (status, reason, timings, learning rate, validation Dice)\n"
+        "  curves.csv         training curves, one row per run x epoch\n"
+        "example:\n  seglosses export seglosses_out --csv && seglosses rank seglosses_out/results.csv"
+    )
+    parser.add_argument("out", help="output folder of `seglosses bench` (holding results.sqlite)")
+    parser.add_argument(
+        "--csv", action="store_true", default=True, help="write CSV files (the default and only format)"
+    )
+    parser.add_argument("--to", help="folder for the CSV files (default: OUT)")
+
+
+def export_csv(out, to: Optional[str] = None) -> dict:
+    """Write the CSV files described in ``seglosses export --help``; return their paths."""
+    from .report import case_table
+    from .store import open_results
+
+    store = open_results(out)
+    try:
+        tasks = store.tasks()
+        runs = store.runs_frame()
+        metrics = store.metrics_frame()
+        curves = store.curves_frame()
+    finally:
+        store.close()
+    dest = Path(to) if to else Path(out)
+    dest.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    tidy = metrics.rename(columns={"case_id": "case", "label": "class", "label_name": "class_name"})
+    selected = set(case_table(runs, metrics, tasks)["run_id"]) if not runs.empty else set()
+    tidy.insert(tidy.columns.get_loc("seed") + 1, "selected", tidy["run_id"].isin(selected))
+    paths["tidy"] = dest / "results_tidy.csv"
+    tidy.to_csv(paths["tidy"], index=False)
+    cases = case_table(runs, metrics, tasks) if not runs.empty else None
+    paths["rank"] = dest / "results.csv"
+    if cases is not None:
+        cases.drop(columns=["run_id"]).to_csv(paths["rank"], index=False)
+    else:
+        paths["rank"].write_text("method,task,case,dsc,nsd,hd95\n")
+    paths["runs"] = dest / "runs.csv"
+    runs.to_csv(paths["runs"], index=False)
+    paths["curves"] = dest / "curves.csv"
+    curves.to_csv(paths["curves"], index=False)
+    return paths
+
+
+def run_export(args) -> int:
+    paths = export_csv(args.out, args.to)
+    for kind, p in paths.items():
+        print(f"{kind:>6}: {p}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# tasks
+# ----------------------------------------------------------------------------------------------
+
+
+def configure_tasks(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = "examples:\n  seglosses tasks\n  seglosses tasks --measure\n  seglosses tasks --preview previews/ --cases 4"
+    parser.add_argument(
+        "--preview", metavar="DIR", help="save one PNG per task with a few cases and their labels"
+    )
+    parser.add_argument("--tasks", help="only these tasks (comma-separated)")
+    parser.add_argument("--cases", type=_positive_int, default=4, help="cases per preview (default 4)")
+    parser.add_argument(
+        "--spatial-dims", type=int, choices=[2, 3], default=2, help="preview 2D or 3D cases (default 2)"
+    )
+    parser.add_argument("--size", type=_positive_int, help="image side of the previews (default: the task's)")
+    parser.add_argument(
+        "--measure", action="store_true", help="measure the BG:FG ratios on generated cases (a few seconds)"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def run_tasks(args) -> int:
+    from .synthetic import list_tasks, preview_tasks
+
+    names = _tasks(args.tasks) if args.tasks else None
+    rows = [r for r in list_tasks(measure=args.measure, seed=args.seed) if names is None or r.name in names]
+    width = max(len(r.name) for r in rows)
+    for r in rows:
+        print(f"{r.name:<{width}}  {len(r.classes):>2} classes  BG:FG {r.ratio:<12} {r.description}")
+        print(f"{'':<{width}}  labels: {', '.join(r.classes)}")
+    if args.preview:
+        paths = preview_tasks(
+            args.preview,
+            tasks=names,
+            n_cases=args.cases,
+            seed=args.seed,
+            spatial_dims=args.spatial_dims,
+            size=args.size,
+        )
+        print(f"previews: {', '.join(str(p) for p in paths)}")
+    return 0
