@@ -14,6 +14,7 @@ the size of the logits (measured in ``benchmarks/losses.py``).
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -21,7 +22,7 @@ from torch import Tensor
 
 from ._contract import Prepared
 
-__all__ = ["SoftStats", "soft_stats", "class_sum", "true_class", "neg_log_true_class"]
+__all__ = ["SoftStats", "soft_stats", "label_map_stats", "scatter_classes", "class_sum", "true_class", "neg_log_true_class"]
 
 
 class SoftStats(NamedTuple):
@@ -59,7 +60,7 @@ def class_sum(prep: Prepared, values: Tensor, *, batch: bool = False) -> Tensor:
     if prep.valid is not None:
         v = v * prep.valid.reshape(n, -1)
     if prep.labels is not None:
-        out = torch.zeros(n, c, device=v.device, dtype=v.dtype).scatter_add_(1, prep.labels.reshape(n, -1), v)
+        out = scatter_classes(prep.labels.reshape(n, -1), v, c)
     else:
         out = torch.bmm(prep.dense.reshape(n, c, -1).to(v.dtype), v.unsqueeze(2)).squeeze(2)
     return out.sum(0, keepdim=True) if batch else out
@@ -72,112 +73,104 @@ def _masked_sum(x: Tensor, valid: Tensor | None) -> Tensor:
     return torch.bmm(x, valid.to(x.dtype).unsqueeze(2)).squeeze(2)
 
 
+def scatter_classes(lab: Tensor, values: Tensor, c: int) -> Tensor:
+    """``out[n, k] = sum_{s: lab[n, s] = k} values[n, s]``: ``(N, S)`` -> ``(N, C)``.
+
+    A scatter-add into a tiny output parallelises only over its rows, and two threads adding
+    into rows that share a cache line slow each other down (measured 2.3 ms for N = 2 on two
+    threads vs 0.9 ms on one). With few rows, the voxels are split into up to 64 blocks per
+    sample, scattered into separate rows, then summed.
+    """
+    n, s = lab.shape
+    k = math.gcd(s, 64) if n < 32 else 1
+    out = torch.zeros(n * k, c, device=values.device, dtype=values.dtype)
+    out.scatter_add_(1, lab.reshape(n * k, s // k), values.reshape(n * k, s // k))
+    return out.view(n, k, c).sum(1) if k > 1 else out
+
+
 class _LabelMapStats(torch.autograd.Function):
-    """``tp`` and ``sum p`` (or ``sum p^2``) per (sample, class) from probabilities and a label map.
+    """Soft statistics from probabilities ``p`` ``(N, C, S)`` and a label map, fused backward.
 
-    Forward: gather the true-class probability, scatter-add it into its class; sum p per class.
-    Backward, fused: ``dL/dp_ic = v_i (dL/dsum_p_c [* 2 p_ic] + [l_i = c] dL/dtp_c)`` is built in
-    one broadcast pass plus one scatter of N * S values, instead of autograd's zero-filled
-    gather gradient, a scatter and a separate accumulation of the two paths (about 30 % of the
-    Dice loss's forward + backward time on CPU, measured in ``benchmarks/losses.py``).
+    Forward (no one-hot): ``tp_c = sum_{i in c} p_ic`` (gather the true-class probability,
+    scatter-add it into its class), ``sum_p_c = sum_i p_ic`` (or ``p_ic^2``) and, when asked,
+    ``t2_c = sum_{i in c} p_ic^2``. Ignored voxels (``valid`` = 0) do not count.
+
+    Backward, for ``a = dL/dsum_p``, ``b = dL/dtp``, ``e = dL/dt2``::
+
+        G_ic = dL/dp_ic = v_i (a_c [* 2 p_ic] + [l_i = c] (b_c + 2 p_ic e_c))
+
+    built in one broadcast pass plus one scatter of N * S values (autograd would zero-fill a
+    gather gradient, scatter into it and add the two paths). With ``z`` given (the logits of a
+    softmax ``p``, the multiclass case), the backward goes on to the logits in the same pass,
+    ``dL/dz_ic = p_ic (G_ic - sum_k p_ik G_ik)``, so PyTorch's softmax backward is not run either.
+    Measured in ``benchmarks/losses.py``.
     """
 
     @staticmethod
-    def forward(ctx, p: Tensor, lab: Tensor, valid: Tensor | None, squared: bool):
-        n, c = p.shape[:2]
-        p_true = p.gather(1, lab.unsqueeze(1)).squeeze(1)
-        if valid is not None:
-            p_true = p_true * valid
-        tp = torch.zeros(n, c, device=p.device, dtype=p.dtype).scatter_add_(1, lab, p_true)
-        sum_p = _masked_sum(p * p if squared else p, valid)
-        ctx.squared = squared
-        ctx.shape = p.shape
-        ctx.save_for_backward(p if squared else None, lab, valid)
-        return tp, sum_p
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, g_tp: Tensor, g_sp: Tensor):
-        p, lab, valid = ctx.saved_tensors
-        n, c, s = ctx.shape
-        g_sp = g_sp.unsqueeze(2)
-        if ctx.squared:
-            grad = p * (2.0 * g_sp)
-            if valid is not None:
-                grad.mul_(valid.unsqueeze(1))
-        elif valid is not None:
-            grad = g_sp * valid.unsqueeze(1)
-        else:
-            grad = g_sp.expand(n, c, s).contiguous()
-        hit = g_tp.gather(1, lab)
-        if valid is not None:
-            hit = hit * valid
-        grad.scatter_add_(1, lab.unsqueeze(1), hit.unsqueeze(1))
-        return grad, None, None, None
-
-
-class _SoftmaxLabelMapStats(torch.autograd.Function):
-    """``tp`` and ``sum p`` (or ``sum p^2``) from the *logits* of a softmax and a label map.
-
-    Same forward as :class:`_LabelMapStats`, on the softmax ``p`` already computed (and cached)
-    by :class:`~seglosses._contract.Prepared`; the backward goes straight to the logits,
-    ``dL/dz_ic = p_ic (G_ic - sum_k p_ik G_ik)`` with ``G_ic = v_i (a_c [* 2 p_ic] + [l_i = c] b_c)``
-    (``a = dL/dsum_p``, ``b = dL/dtp``), so the (N, C, S) gradient w.r.t. p is never built and
-    PyTorch's softmax backward is not run: three elementwise passes and one scatter of N * S
-    values. Measured in ``benchmarks/losses.py`` (Dice: about 0.6x MONAI's time).
-    """
-
-    @staticmethod
-    def forward(ctx, z: Tensor, p: Tensor, lab: Tensor, valid: Tensor | None, squared: bool):
+    def forward(ctx, z: Tensor | None, p: Tensor, lab: Tensor, valid: Tensor | None, squared: bool, true_sq: bool):
         n, c = p.shape[:2]
         p_true = p.gather(1, lab.unsqueeze(1)).squeeze(1)
         p_true_v = p_true if valid is None else p_true * valid
-        tp = torch.zeros(n, c, device=p.device, dtype=p.dtype).scatter_add_(1, lab, p_true_v)
+        tp = scatter_classes(lab, p_true_v, c)
         sum_p = _masked_sum(p * p if squared else p, valid)
-        ctx.squared = squared
-        ctx.z_shape = z.shape
+        t2 = scatter_classes(lab, p_true_v * p_true, c) if true_sq else torch.zeros_like(tp)
+        ctx.squared, ctx.true_sq, ctx.fused = squared, true_sq, z is not None
+        ctx.out_shape = z.shape if z is not None else p.shape
         ctx.save_for_backward(p, p_true, lab, valid)
-        return tp, sum_p
+        return tp, sum_p, t2
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, g_tp: Tensor, g_sp: Tensor):
+    def backward(ctx, g_tp: Tensor, g_sp: Tensor, g_t2: Tensor):
         p, p_true, lab, valid = ctx.saved_tensors
+        n, c, s = p.shape
         a = g_sp.unsqueeze(2)
-        pg = p * (p * (2.0 * a)) if ctx.squared else p * a  # p_ic * (G_ic without the label term)
-        b_hit = g_tp.gather(1, lab) * p_true  # p_il * b_l
-        dot = pg.sum(1) + b_hit  # sum_k p_ik G_ik (before the valid factor)
+        hit = g_tp.gather(1, lab)  # coefficient of the true-class entry of each voxel
+        if ctx.true_sq:
+            hit = hit.addcmul_(g_t2.gather(1, lab), p_true, value=2.0)
         if valid is not None:
-            dot = dot * valid
-            b_hit = b_hit * valid
+            hit = hit * valid
+        if not ctx.fused:  # gradient w.r.t. p
+            if ctx.squared:
+                grad = p * (2.0 * a)
+                if valid is not None:
+                    grad.mul_(valid.unsqueeze(1))
+            elif valid is not None:
+                grad = a * valid.unsqueeze(1)
+            else:
+                grad = a.expand(n, c, s).contiguous()
+            grad.scatter_add_(1, lab.unsqueeze(1), hit.unsqueeze(1))
+            return None, grad.view(ctx.out_shape), None, None, None, None
+        pg = p * (p * (2.0 * a)) if ctx.squared else p * a  # p_ic * (G_ic without the label term)
+        if valid is not None:
             pg.mul_(valid.unsqueeze(1))
+        b_hit = hit.mul_(p_true)  # p_il * G_il (label term)
+        dot = pg.sum(1).add_(b_hit)  # sum_k p_ik G_ik
         grad = pg.addcmul_(p, dot.unsqueeze(1), value=-1.0)
         grad.scatter_add_(1, lab.unsqueeze(1), b_hit.unsqueeze(1))
-        return grad.view(ctx.z_shape), None, None, None, None
+        return grad.view(ctx.out_shape), None, None, None, None, None
 
 
 class _SoftmaxNLL(torch.autograd.Function):
     """``-log p_{i, l_i}`` per voxel from the logits of a softmax and a label map.
 
-    Forward: gather of the (cached) log-softmax. Backward straight to the logits:
-    ``dL/dz_ic = g_i (p_ic - [l_i = c])`` -- one broadcast multiply and one scatter, instead of
-    autograd's zero-filled gather gradient followed by PyTorch's log-softmax backward.
+    Forward: the values are computed outside (:func:`neg_log_true_class`). Backward straight to
+    the logits, ``dL/dz_ic = g_i (p_ic - [l_i = c])``: one broadcast multiply and one scatter,
+    instead of autograd's zero-filled gather gradient followed by PyTorch's log-softmax backward.
     """
 
     @staticmethod
-    def forward(ctx, z: Tensor, log_p: Tensor, p: Tensor | None, lab: Tensor):
+    def forward(ctx, z: Tensor, nll: Tensor, p: Tensor, lab: Tensor):
         lab1 = lab.unsqueeze(1)
-        ctx.save_for_backward(log_p if p is None else p, lab1)
-        ctx.have_p = p is not None
-        return log_p.gather(1, lab1).squeeze(1).neg()
+        ctx.save_for_backward(p, lab1)
+        return nll
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g: Tensor):
-        q, lab1 = ctx.saved_tensors
+        p, lab1 = ctx.saved_tensors
         g1 = g.unsqueeze(1)
-        grad = q * g1 if ctx.have_p else torch.exp(q).mul_(g1)
-        return grad.scatter_add_(1, lab1, g1.neg()), None, None, None
+        return (p * g1).scatter_add_(1, lab1, g1.neg()), None, None, None
 
 
 def _fused_softmax(prep: Prepared, probs: Tensor | None) -> bool:
@@ -195,14 +188,44 @@ def _fused_softmax(prep: Prepared, probs: Tensor | None) -> bool:
 def neg_log_true_class(prep: Prepared) -> Tensor:
     """``-log p`` of each voxel's target class ``(N, *spatial)`` (multiclass; CE per voxel).
 
-    Label maps with logits use a fused backward (:class:`_SoftmaxNLL`); soft targets give
-    ``-sum_c g_c log p_c``.
+    Label maps with logits: ``-log`` of the gathered softmax probability (the softmax is shared
+    with the region terms of a compound loss, e.g. ``dice_ce`` computes one softmax), exact
+    ``logsumexp(z) - z_l`` for the rare voxels whose probability is below 1e-30 (no underflow),
+    and a fused backward (:class:`_SoftmaxNLL`). Soft targets give ``-sum_c g_c log p_c``.
     """
     if not _fused_softmax(prep, None):
         return -true_class(prep, prep.log_probs)
-    lp = prep.log_probs.detach()
-    p = prep._cache["probs"].detach() if "probs" in prep._cache else None
-    return _SoftmaxNLL.apply(prep.logits.to(prep.dtype), lp, p, prep.labels)
+    p = prep.probs.detach()
+    lab = prep.labels
+    p_true = p.gather(1, lab.unsqueeze(1)).squeeze(1)
+    nll = torch.log(p_true).neg_()
+    tiny = p_true < 1e-30
+    if bool(tiny.any()):
+        where = tiny.nonzero(as_tuple=True)
+        z = prep.logits.detach().to(prep.dtype).movedim(1, -1)[where]  # (K, C)
+        nll[where] = torch.logsumexp(z, -1) - z.gather(-1, lab[where].unsqueeze(-1)).squeeze(-1)
+    return _SoftmaxNLL.apply(prep.logits.to(prep.dtype), nll, p, lab)
+
+
+def label_map_stats(
+    prep: Prepared, *, squared: bool = False, true_squared: bool = False, probs: Tensor | None = None
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``tp``, ``sum p`` (``sum p^2``), ``t2 = sum_{i in c} p_ic^2`` and ``sum g`` per (sample,
+    class) ``(N, C)`` for a label-map target, without a one-hot (see :class:`_LabelMapStats`).
+
+    ``t2`` is zeros unless ``true_squared``. Multiclass logits use the fused softmax backward.
+    """
+    n, c = prep.batch_size, prep.num_classes
+    p = (prep.probs if probs is None else probs).reshape(n, c, -1)
+    lab = prep.labels.reshape(n, -1)
+    valid = None if prep.valid is None else prep.valid.reshape(n, -1).to(p.dtype)
+    if _fused_softmax(prep, probs):
+        tp, sum_p, t2 = _LabelMapStats.apply(prep.logits.to(prep.dtype), p.detach(), lab, valid, squared, true_squared)
+    else:
+        tp, sum_p, t2 = _LabelMapStats.apply(None, p, lab, valid, squared, true_squared)
+    ones = torch.ones((n, lab.shape[1]), device=p.device, dtype=p.dtype) if valid is None else valid
+    sum_g = scatter_classes(lab, ones, c)  # g^2 == g
+    return tp, sum_p, t2, sum_g
 
 
 def soft_stats(prep: Prepared, *, batch: bool = False, squared: bool = False, probs: Tensor | None = None) -> SoftStats:
@@ -210,22 +233,14 @@ def soft_stats(prep: Prepared, *, batch: bool = False, squared: bool = False, pr
 
     ``squared=True`` returns ``sum p^2`` and ``sum g^2`` in place of ``sum p`` and ``sum g``
     (Milletari's V-Net Dice). ``probs`` overrides ``prep.probs`` (e.g. a hard prediction).
+    Label maps go through :func:`label_map_stats` (gather / scatter, fused backward).
     """
     n, c = prep.batch_size, prep.num_classes
-    p = (prep.probs if probs is None else probs).reshape(n, c, -1)
-    valid = None if prep.valid is None else prep.valid.reshape(n, -1)
     if prep.labels is not None:
-        lab = prep.labels.reshape(n, -1)
-        if valid is not None:
-            valid = valid.to(p.dtype)
-        if _fused_softmax(prep, probs):
-            z = prep.logits.to(prep.dtype)
-            tp, sum_p = _SoftmaxLabelMapStats.apply(z, p.detach(), lab, valid, squared)
-        else:
-            tp, sum_p = _LabelMapStats.apply(p, lab, valid, squared)
-        ones = torch.ones((n, lab.shape[1]), device=p.device, dtype=p.dtype) if valid is None else valid
-        sum_g = torch.zeros(n, c, device=p.device, dtype=p.dtype).scatter_add_(1, lab, ones)  # g^2 == g
+        tp, sum_p, _, sum_g = label_map_stats(prep, squared=squared, probs=probs)
     else:
+        p = (prep.probs if probs is None else probs).reshape(n, c, -1)
+        valid = None if prep.valid is None else prep.valid.reshape(n, -1)
         g = prep.dense.reshape(n, c, -1)
         if valid is not None:
             g = g * valid.unsqueeze(1)

@@ -361,7 +361,10 @@ def catalogue_rows(pattern: str = "*", category: Optional[str] = None) -> List[D
     for n in list_losses(pattern, category=category):
         info = loss_info(n)
         defaults = info.spec if info.spec else ", ".join(f"{k}={v!r}" for k, v in info.defaults.items() if k != "reduction")
-        rows.append({"name": n, "category": info.category, "paper": info.paper, "formula": info.formula, "defaults": defaults})
+        modes = ", ".join(info.modes)
+        rows.append(
+            {"name": n, "category": info.category, "paper": info.paper, "formula": info.formula, "defaults": defaults, "modes": modes}
+        )
     return rows
 
 
@@ -371,10 +374,15 @@ def run_losses(args) -> int:
         print(f"no loss matches {args.pattern!r}")
         return 1
     if args.markdown:
-        print("| name | category | formula | defaults | paper |")
-        print("|---|---|---|---|---|")
+        def cell(text: str) -> str:
+            return text.replace("|", "\\|")
+
+        print("| name | category | formula | defaults | modes | paper |")
+        print("|---|---|---|---|---|---|")
         for r in rows:
-            print(f"| `{r['name']}` | {r['category']} | {r['formula']} | {r['defaults']} | {r['paper']} |")
+            print(
+                f"| `{r['name']}` | {r['category']} | {cell(r['formula'])} | {cell(r['defaults'])} | {r['modes']} | {cell(r['paper'])} |"
+            )
         return 0
     width = max(len(r["name"]) for r in rows)
     for r in rows:

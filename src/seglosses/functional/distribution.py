@@ -18,7 +18,7 @@ from torch import Tensor
 
 from .._contract import Prepared, check_choice, check_positive
 from .._reduce import class_weight_tensor, reduce_loss
-from .._stats import class_sum, true_class
+from .._stats import class_sum, neg_log_true_class, true_class
 from ..registry import register_loss
 
 __all__ = [
@@ -45,7 +45,7 @@ def voxel_ce(prep: Prepared) -> Tensor:
     computed from the logits with log-sigmoid (finite for logits of any magnitude).
     """
     if prep.mode == "multiclass":
-        return -true_class(prep, prep.log_probs)
+        return neg_log_true_class(prep)  # fused backward for label maps (seglosses._stats)
     g = prep.dense
     return -(g * prep.log_probs + (1.0 - g) * prep.log_probs_neg)
 
