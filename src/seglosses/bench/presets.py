@@ -179,12 +179,12 @@ QUICK = Preset(
     name="quick",
     description=(
         "12 losses x 2 built-in 2D tasks (liver, pancreas), lr 3e-3 only, tiny DynUNet (8-16-32-64 filters), "
-        "64 px images, 200 iterations of batch 8 per run; CPU, a few minutes"
+        "64 px images, 300 iterations of batch 8 per run; CPU, a few minutes"
     ),
     tasks=("liver", "pancreas"),
     losses=QUICK_LOSSES,
     lrs=(3e-3,),
-    iterations=200,
+    iterations=300,
     epoch_length=25,
     batch_size=8,
     patch_size=64,
