@@ -104,10 +104,17 @@ class _LabelMapStats(torch.autograd.Function):
     softmax ``p``, the multiclass case), the backward goes on to the logits in the same pass,
     ``dL/dz_ic = p_ic (G_ic - sum_k p_ik G_ik)``, so PyTorch's softmax backward is not run either.
     Measured in ``benchmarks/losses.py``.
+
+    With ``nll`` (fused case only) a fourth output is the per-voxel cross entropy
+    ``-log p_{i, l_i}`` ``(N, S)``, so that a compound loss (``dice_ce``, ``dice_topk``, ``ell``,
+    ...) backpropagates its Dice and CE terms through one node: for ``h = dL/dnll`` the label
+    term of ``p_il G_il`` gains ``-h_i``, and the logits' gradient is still one pass.
+    Unused outputs get no gradient (no zero-filled buffers).
     """
 
     @staticmethod
-    def forward(ctx, z: Tensor | None, p: Tensor, lab: Tensor, valid: Tensor | None, squared: bool, true_sq: bool):
+    def forward(ctx, z: Tensor | None, p: Tensor, lab: Tensor, valid: Tensor | None, squared: bool, true_sq: bool, nll: bool = False):
+        ctx.set_materialize_grads(False)
         n, c = p.shape[:2]
         p_true = p.gather(1, lab.unsqueeze(1)).squeeze(1)
         p_true_v = p_true if valid is None else p_true * valid
@@ -117,21 +124,34 @@ class _LabelMapStats(torch.autograd.Function):
         ctx.squared, ctx.true_sq, ctx.fused = squared, true_sq, z is not None
         ctx.out_shape = z.shape if z is not None else p.shape
         ctx.save_for_backward(p, p_true, lab, valid)
-        return tp, sum_p, t2
+        if nll and z is not None:
+            out = _nll_from_true(z.detach().reshape(n, c, -1), p_true, lab)
+        else:
+            out = tp.new_zeros(())
+        return tp, sum_p, t2, out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, g_tp: Tensor, g_sp: Tensor, g_t2: Tensor):
+    def backward(ctx, g_tp: Tensor | None, g_sp: Tensor | None, g_t2: Tensor | None, g_nll: Tensor | None = None):
         p, p_true, lab, valid = ctx.saved_tensors
         n, c, s = p.shape
-        a = g_sp.unsqueeze(2)
-        hit = g_tp.gather(1, lab)  # coefficient of the true-class entry of each voxel
-        if ctx.true_sq:
-            hit = hit.addcmul_(g_t2.gather(1, lab), p_true, value=2.0)
-        if valid is not None:
+        if not ctx.fused or g_nll is None or g_nll.ndim == 0:
+            g_nll = None
+        hit = None  # coefficient of the true-class entry of each voxel
+        if g_tp is not None:
+            hit = g_tp.gather(1, lab)
+        if ctx.true_sq and g_t2 is not None:
+            if hit is None:
+                hit = g_t2.gather(1, lab).mul_(p_true).mul_(2.0)
+            else:
+                hit = hit.addcmul_(g_t2.gather(1, lab), p_true, value=2.0)
+        if hit is not None and valid is not None:
             hit = hit * valid
+        a = None if g_sp is None else g_sp.unsqueeze(2)
         if not ctx.fused:  # gradient w.r.t. p
-            if ctx.squared:
+            if a is None:
+                grad = p.new_zeros(p.shape)
+            elif ctx.squared:
                 grad = p * (2.0 * a)
                 if valid is not None:
                     grad.mul_(valid.unsqueeze(1))
@@ -139,16 +159,38 @@ class _LabelMapStats(torch.autograd.Function):
                 grad = a * valid.unsqueeze(1)
             else:
                 grad = a.expand(n, c, s).contiguous()
-            grad.scatter_add_(1, lab.unsqueeze(1), hit.unsqueeze(1))
-            return None, grad.view(ctx.out_shape), None, None, None, None
-        pg = p * (p * (2.0 * a)) if ctx.squared else p * a  # p_ic * (G_ic without the label term)
-        if valid is not None:
-            pg.mul_(valid.unsqueeze(1))
-        b_hit = hit.mul_(p_true)  # p_il * G_il (label term)
-        dot = pg.sum(1).add_(b_hit)  # sum_k p_ik G_ik
-        grad = pg.addcmul_(p, dot.unsqueeze(1), value=-1.0)
+            if hit is not None:
+                grad.scatter_add_(1, lab.unsqueeze(1), hit.unsqueeze(1))
+            return None, grad.view(ctx.out_shape), None, None, None, None, None
+        pg = None
+        if a is not None:
+            pg = p * (p * (2.0 * a)) if ctx.squared else p * a  # p_ic * (G_ic without the label term)
+            if valid is not None:
+                pg.mul_(valid.unsqueeze(1))
+        b_hit = None if hit is None else hit.mul_(p_true)  # p_il * G_il (label term)
+        if g_nll is not None:  # d(-log p_l)/dp_l = -1/p_l: p_l * G_l gains -h
+            b_hit = g_nll.neg() if b_hit is None else b_hit.sub_(g_nll)
+        if b_hit is None:
+            b_hit = p_true.new_zeros(p_true.shape)
+        if pg is None:
+            grad = p * b_hit.neg().unsqueeze(1)
+        else:
+            dot = pg.sum(1).add_(b_hit)  # sum_k p_ik G_ik
+            grad = pg.addcmul_(p, dot.unsqueeze(1), value=-1.0)
         grad.scatter_add_(1, lab.unsqueeze(1), b_hit.unsqueeze(1))
-        return grad.view(ctx.out_shape), None, None, None, None, None
+        return grad.view(ctx.out_shape), None, None, None, None, None, None
+
+
+def _nll_from_true(z: Tensor, p_true: Tensor, lab: Tensor) -> Tensor:
+    """``-log p_true`` ``(N, S)`` from the gathered softmax probability, exact
+    ``logsumexp(z) - z_l`` where ``p_true < 1e-30`` (no underflow). ``z``: ``(N, C, S)`` logits."""
+    nll = torch.log(p_true).neg_()
+    tiny = p_true < 1e-30
+    if bool(tiny.any()):
+        where = tiny.nonzero(as_tuple=True)
+        zz = z.movedim(1, -1)[where]  # (K, C)
+        nll[where] = torch.logsumexp(zz, -1) - zz.gather(-1, lab[where].unsqueeze(-1)).squeeze(-1)
+    return nll
 
 
 class _SoftmaxNLL(torch.autograd.Function):
@@ -195,15 +237,14 @@ def neg_log_true_class(prep: Prepared) -> Tensor:
     """
     if not _fused_softmax(prep, None):
         return -true_class(prep, prep.log_probs)
+    if "nll" in prep._cache:  # made by the region statistics of the same call (one autograd node)
+        return prep._cache.pop("nll").view(prep.labels.shape)
     p = prep.probs.detach()
     lab = prep.labels
+    n, c = prep.batch_size, prep.num_classes
     p_true = p.gather(1, lab.unsqueeze(1)).squeeze(1)
-    nll = torch.log(p_true).neg_()
-    tiny = p_true < 1e-30
-    if bool(tiny.any()):
-        where = tiny.nonzero(as_tuple=True)
-        z = prep.logits.detach().to(prep.dtype).movedim(1, -1)[where]  # (K, C)
-        nll[where] = torch.logsumexp(z, -1) - z.gather(-1, lab[where].unsqueeze(-1)).squeeze(-1)
+    z = prep.logits.detach().to(prep.dtype)
+    nll = _nll_from_true(z.reshape(n, c, -1), p_true.reshape(n, -1), lab.reshape(n, -1)).view(lab.shape)
     return _SoftmaxNLL.apply(prep.logits.to(prep.dtype), nll, p, lab)
 
 
@@ -220,9 +261,12 @@ def label_map_stats(
     lab = prep.labels.reshape(n, -1)
     valid = None if prep.valid is None else prep.valid.reshape(n, -1).to(p.dtype)
     if _fused_softmax(prep, probs):
-        tp, sum_p, t2 = _LabelMapStats.apply(prep.logits.to(prep.dtype), p.detach(), lab, valid, squared, true_squared)
+        want_nll = bool(prep._cache.get("want_nll")) and "nll" not in prep._cache
+        tp, sum_p, t2, nll = _LabelMapStats.apply(prep.logits.to(prep.dtype), p.detach(), lab, valid, squared, true_squared, want_nll)
+        if want_nll:  # picked up by neg_log_true_class (the CE term of a compound loss)
+            prep._cache["nll"] = nll
     else:
-        tp, sum_p, t2 = _LabelMapStats.apply(None, p, lab, valid, squared, true_squared)
+        tp, sum_p, t2, _ = _LabelMapStats.apply(None, p, lab, valid, squared, true_squared, False)
     ones = torch.ones((n, lab.shape[1]), device=p.device, dtype=p.dtype) if valid is None else valid
     sum_g = scatter_classes(lab, ones, c)  # g^2 == g
     return tp, sum_p, t2, sum_g

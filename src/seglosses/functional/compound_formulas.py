@@ -318,6 +318,7 @@ def ell_loss(
     check_positive("smooth", smooth, allow_zero=True)
     check_reduction(reduction)
     # Dice term
+    prep._cache["want_nll"] = True  # the cross term's -log p comes from the same autograd node
     st = soft_stats(prep, batch=batch)
     dice = keep_classes(dice_score_from_stats(st, smooth), prep, include_background)
     neg_log_dice = -torch.log(dice.clamp_min(torch.finfo(dice.dtype).tiny))

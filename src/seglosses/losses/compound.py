@@ -105,6 +105,8 @@ class CompoundLoss(nn.Module):
                 key = tuple(sorted(m.contract.items()))
                 if key not in cache:
                     cache[key] = m.prepare(logits, target)
+                    if len(self.terms) > 1:  # region statistics also give the CE of the other terms
+                        cache[key]._cache["want_nll"] = True
                 value = m.forward_prepared(cache[key], **kw)
             else:
                 value = m(logits, target, **kw)
