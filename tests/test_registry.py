@@ -100,9 +100,21 @@ def test_shared_top_level_arguments_apply_to_terms_that_accept_them():
         build_loss("dice+ce", dice=3)
 
 
-def test_compound_computes_one_softmax(monkeypatch):
-    calls = {"log_softmax": 0, "softmax": 0}
+@pytest.mark.parametrize("native", ["1", "0"])
+def test_compound_computes_one_softmax(monkeypatch, native):
+    monkeypatch.setenv("SEGLOSSES_NATIVE", native)
+    calls = {"log_softmax": 0, "softmax": 0, "native": 0}
     import torch.nn.functional as F
+
+    from seglosses import _native
+
+    real_native = _native.SoftmaxLabelStats.apply
+
+    def counting_native(*a, **k):
+        calls["native"] += 1
+        return real_native(*a, **k)
+
+    monkeypatch.setattr(_native.SoftmaxLabelStats, "apply", counting_native)
 
     real_ls, real_s = F.log_softmax, torch.softmax
 
@@ -119,7 +131,8 @@ def test_compound_computes_one_softmax(monkeypatch):
     logits = torch.randn(2, 3, 6, 6)
     target = torch.randint(0, 3, (2, 6, 6))
     build_loss("ce+dice+focal")(logits, target)
-    assert calls["log_softmax"] + calls["softmax"] == 1, calls
+    assert calls["log_softmax"] + calls["softmax"] + calls["native"] == 1, calls
+    assert calls["native"] == (1 if native == "1" and _native.enabled() else 0), calls
 
 
 def test_named_compounds_equal_their_sums():

@@ -139,12 +139,34 @@ class Prepared:
             self._cache["log_probs_neg"] = lq
         return self._cache["log_probs_neg"]
 
+    def native(self, *, want_nll: bool = False):
+        """Softmax and label-map statistics from the compiled kernels (:mod:`seglosses._native`),
+        computed once per call and shared by every term of a compound loss; ``None`` when they do
+        not apply (not multiclass logits with a label map, not float32/16 on the CPU, or
+        disabled) or when the probabilities were already computed another way.
+
+        The per-voxel cross entropy is computed in the same pass when the first caller asks for
+        it (``want_nll``) or a compound loss said that a later term will (``_cache["want_nll"]``).
+        """
+        if "native" not in self._cache:
+            res = None
+            if self.mode == "multiclass" and self.from_logits and self.labels is not None and "probs" not in self._cache:
+                from ._native import softmax_label_stats
+
+                want = want_nll or bool(self._cache.get("want_nll"))
+                res = softmax_label_stats(self.logits, self.labels, self.valid, want_nll=want)
+            self._cache["native"] = res
+        return self._cache["native"]
+
     @property
     def probs(self) -> Tensor:
         """p in float32: softmax over C (multiclass) or sigmoid (binary / multilabel)."""
         if "probs" not in self._cache:
             x = self.logits.to(self.dtype)
-            if not self.from_logits:
+            nat = self.native() if self.mode == "multiclass" else None
+            if nat is not None:
+                p = nat.p
+            elif not self.from_logits:
                 p = x
             elif "log_probs" in self._cache and self.mode == "multiclass":
                 p = self._cache["log_probs"].exp()

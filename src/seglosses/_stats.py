@@ -235,6 +235,9 @@ def neg_log_true_class(prep: Prepared) -> Tensor:
     ``logsumexp(z) - z_l`` for the rare voxels whose probability is below 1e-30 (no underflow),
     and a fused backward (:class:`_SoftmaxNLL`). Soft targets give ``-sum_c g_c log p_c``.
     """
+    nat = prep.native(want_nll=True) if prep.labels is not None else None
+    if nat is not None and nat.nll is not None:  # compiled kernels: log-sum-exp minus the true logit
+        return nat.nll.view(prep.labels.shape)
     if not _fused_softmax(prep, None):
         return -true_class(prep, prep.log_probs)
     if "nll" in prep._cache:  # made by the region statistics of the same call (one autograd node)
@@ -254,8 +257,14 @@ def label_map_stats(
     """``tp``, ``sum p`` (``sum p^2``), ``t2 = sum_{i in c} p_ic^2`` and ``sum g`` per (sample,
     class) ``(N, C)`` for a label-map target, without a one-hot (see :class:`_LabelMapStats`).
 
-    ``t2`` is zeros unless ``true_squared``. Multiclass logits use the fused softmax backward.
+    ``t2`` is zeros unless ``true_squared``. Multiclass logits on the CPU take every statistic
+    from the compiled kernels (:meth:`Prepared.native`); elsewhere they use the fused softmax
+    backward of :class:`_LabelMapStats`.
     """
+    nat = prep.native() if probs is None else None
+    if nat is not None:  # compiled kernels: every statistic from the one shared pass
+        t2 = nat.t2 if true_squared else torch.zeros_like(nat.tp)
+        return nat.tp, (nat.sum_p2 if squared else nat.sum_p), t2, nat.count
     n, c = prep.batch_size, prep.num_classes
     p = (prep.probs if probs is None else probs).reshape(n, c, -1)
     lab = prep.labels.reshape(n, -1)
