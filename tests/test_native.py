@@ -214,3 +214,45 @@ def test_every_loss_equals_its_pytorch_path(name, ignore, monkeypatch):
     ref_value, ref_grad = run()
     torch.testing.assert_close(native_value, ref_value, rtol=2e-5, atol=2e-6)
     torch.testing.assert_close(native_grad, ref_grad, rtol=1e-4, atol=2e-6)
+
+
+# ------------------------------------------------------------------ one-vs-rest BCE (Combo) output
+
+
+def _l1m_reference(z: torch.Tensor, lab: torch.Tensor, k0: int) -> torch.Tensor:
+    """sum_{c >= k0, c != l} log(1 - p_c), exact in float64: log(1 - p_c) = lse_{k != c} z_k - lse_k z_k."""
+    c = z.shape[1]
+    lse = torch.logsumexp(z, 1, keepdim=True)
+    eye = torch.eye(c, dtype=torch.bool).view((c, c) + (1,) * (z.ndim - 2))
+    others = torch.stack([torch.logsumexp(z.masked_fill(eye[k].unsqueeze(0), float("-inf")), 1) for k in range(c)], 1)
+    log1m = others - lse
+    keep = torch.zeros_like(log1m, dtype=torch.bool)
+    keep[:, k0:] = True
+    keep &= F.one_hot(lab, c).movedim(-1, 1) == 0
+    return (log1m * keep).sum(1)
+
+
+@pytest.mark.parametrize("k0", [0, 1])
+@pytest.mark.parametrize("scale", [2.0, 12.0])
+def test_one_vs_rest_term_and_gradient(k0, scale):
+    g = torch.Generator().manual_seed(5)
+    z = torch.randn(2, 4, 300, generator=g) * scale  # scale 12: many confident wrong voxels (p > 1/2)
+    lab = torch.randint(0, 4, (2, 300), generator=g)
+    h = torch.randn(2, 300, generator=g)
+    x = z.clone().requires_grad_()
+    o = _native.softmax_label_stats(x, lab, None, want_nll=True, l1m_from=k0)
+    (h * o.l1m).sum().backward()
+    zd = z.double().requires_grad_()
+    ref = _l1m_reference(zd, lab, k0)
+    (h.double() * ref).sum().backward()
+    torch.testing.assert_close(o.l1m.double(), ref.detach(), rtol=2e-5, atol=2e-4)
+    torch.testing.assert_close(x.grad.double(), zd.grad, rtol=1e-4, atol=1e-5)
+
+
+def test_one_vs_rest_term_is_finite_for_huge_logits():
+    z = torch.tensor([[[1e4, -1e4, 0.0], [-1e4, 1e4, 0.0], [0.0, 0.0, 1e4]]], requires_grad=True)
+    lab = torch.tensor([[1, 1, 0]])  # voxel 0 and 2: a confident wrong class
+    o = _native.softmax_label_stats(z, lab, None, want_nll=True, l1m_from=0)
+    o.l1m.sum().backward()
+    assert torch.isfinite(o.l1m).all() and torch.isfinite(z.grad).all()
+    assert float(o.l1m.detach()[0, 0]) == pytest.approx(-87.336, abs=1e-2)  # log(FLT_MIN): 1 - p clamped

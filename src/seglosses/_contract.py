@@ -139,14 +139,16 @@ class Prepared:
             self._cache["log_probs_neg"] = lq
         return self._cache["log_probs_neg"]
 
-    def native(self, *, want_nll: bool = False):
+    def native(self, *, want_nll: bool = False, l1m_from: Optional[int] = None):
         """Softmax and label-map statistics from the compiled kernels (:mod:`seglosses._native`),
         computed once per call and shared by every term of a compound loss; ``None`` when they do
         not apply (not multiclass logits with a label map, not float32/16 on the CPU, or
         disabled) or when the probabilities were already computed another way.
 
         The per-voxel cross entropy is computed in the same pass when the first caller asks for
-        it (``want_nll``) or a compound loss said that a later term will (``_cache["want_nll"]``).
+        it (``want_nll``) or a compound loss said that a later term will (``_cache["want_nll"]``);
+        so is the one-vs-rest ``sum log(1 - p)`` of the Combo loss when asked (``l1m_from``).
+        Outputs that the first call did not ask for are ``None``: callers then use PyTorch.
         """
         if "native" not in self._cache:
             res = None
@@ -154,7 +156,7 @@ class Prepared:
                 from ._native import softmax_label_stats
 
                 want = want_nll or bool(self._cache.get("want_nll"))
-                res = softmax_label_stats(self.logits, self.labels, self.valid, want_nll=want)
+                res = softmax_label_stats(self.logits, self.labels, self.valid, want_nll=want, l1m_from=l1m_from)
             self._cache["native"] = res
         return self._cache["native"]
 

@@ -27,7 +27,7 @@ from torch import Tensor
 
 __all__ = ["status", "enabled", "library", "use_openmp", "softmax_label_stats", "NativeStats"]
 
-_ABI = 1
+_ABI = 2
 _lib: Optional[ctypes.CDLL] = None
 _error: Optional[str] = None
 _loaded = False
@@ -54,9 +54,9 @@ def _load() -> None:
         if lib.sl_abi_version() != _ABI:
             raise ImportError(f"kernel ABI {lib.sl_abi_version()} != {_ABI}: reinstall seglosses")
         vp, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
-        lib.sl_softmax_stats_forward.argtypes = [vp, vp, vp, i64, i64, i64, vp, vp, vp, i32]
+        lib.sl_softmax_stats_forward.argtypes = [vp, vp, vp, i64, i64, i64, vp, vp, vp, i64, vp, i32]
         lib.sl_softmax_stats_forward.restype = i32
-        lib.sl_softmax_stats_backward.argtypes = [vp, vp, vp, i64, i64, i64, vp, vp, vp, vp, vp, vp, vp, i32]
+        lib.sl_softmax_stats_backward.argtypes = [vp, vp, vp, i64, i64, i64, vp, vp, vp, vp, vp, vp, vp, i64, vp, i32]
         lib.sl_softmax_stats_backward.restype = i32
         lib.sl_set_openmp.argtypes = [vp, vp, vp]
         lib.sl_set_openmp.restype = i32
@@ -145,6 +145,8 @@ class NativeStats(NamedTuple):
     t2: Tensor  # sum_{i in c} v_i p_ic^2
     nll: Optional[Tensor]  # (N, *spatial) -log p_{i, l_i}, exact (log-sum-exp); None unless asked for
     count: Tensor  # sum_{i in c} v_i (no gradient)
+    l1m: Optional[Tensor] = None  # (N, *spatial) sum_{c >= k0, c != l_i} log(1 - p_ic); None unless asked for
+    l1m_from: Optional[int] = None  # its k0
 
 
 def _ptr(t: Optional[Tensor]) -> Optional[int]:
@@ -163,6 +165,8 @@ class SoftmaxLabelStats(torch.autograd.Function):
     ``sp_c = sum_i v_i p_ic``, ``sp2_c = sum_i v_i p_ic^2``, ``t2_c = sum_{l_i = c} v_i p_ic^2``,
     ``nll_i = log sum_c exp(z_ic) - z_{i l_i}`` and the counts ``sum_{l_i = c} v_i``.
 
+    Optionally (Combo loss) ``l1m_i = sum_{c >= k0, c != l_i} log(1 - p_ic)``.
+
     Backward, for incoming gradients ``gp`` (of ``p``), ``a, a2, b, e`` (of ``sp, sp2, tp, t2``)
     and ``h`` (of ``nll``)::
 
@@ -170,22 +174,25 @@ class SoftmaxLabelStats(torch.autograd.Function):
         dL/dz_ic = q_ic - p_ic sum_k q_ik
 
     (``q_ic = p_ic dL/dp_ic``; this is the softmax backward with every path into ``p`` added
-    first, so one pass serves a compound loss whose terms use several of the outputs.)
+    first, so one pass serves a compound loss whose terms use several of the outputs.) A
+    gradient ``h2`` of ``l1m`` adds ``-h2_i p_ic / (1 - p_ic)`` to ``q_ic`` for the kept classes
+    other than the label, with the one class above 1/2 in closed form (bounded for any logits).
     """
 
     @staticmethod
-    def forward(ctx, z: Tensor, lab: Tensor, valid: Optional[Tensor], want_nll: bool):
+    def forward(ctx, z: Tensor, lab: Tensor, valid: Optional[Tensor], want_nll: bool, l1m_from: int):
         ctx.set_materialize_grads(False)
         lib = library()
         n, c = z.shape[:2]
         s = z[0, 0].numel() if z.numel() else 0
         p = torch.empty_like(z)
         nll = torch.empty(lab.shape if want_nll else (0,), dtype=z.dtype)
+        l1m = torch.empty(lab.shape if l1m_from >= 0 else (0,), dtype=z.dtype)
         stats = torch.zeros((n, c, 5), dtype=torch.float64)
         if n * s:
             rc = lib.sl_softmax_stats_forward(
-                _ptr(z), _ptr(lab), _ptr(valid), n, c, s, _ptr(p), _ptr(nll) if want_nll else None, _ptr(stats),
-                _threads(z.numel()),
+                _ptr(z), _ptr(lab), _ptr(valid), n, c, s, _ptr(p), _ptr(nll) if want_nll else None,
+                _ptr(l1m) if l1m_from >= 0 else None, max(l1m_from, 0), _ptr(stats), _threads(z.numel()),
             )
             if rc != 0:
                 raise MemoryError("seglosses._native: the forward kernel could not allocate its thread buffers")
@@ -194,16 +201,18 @@ class SoftmaxLabelStats(torch.autograd.Function):
         ctx.mark_non_differentiable(count)
         if not want_nll:
             ctx.mark_non_differentiable(nll)
+        if l1m_from < 0:
+            ctx.mark_non_differentiable(l1m)
         ctx.save_for_backward(p, lab, valid)
-        ctx.shape = z.shape
-        return p, st[0].contiguous(), st[1].contiguous(), st[2].contiguous(), st[3].contiguous(), nll, count
+        ctx.shape, ctx.k0 = z.shape, max(l1m_from, 0)
+        return p, st[0].contiguous(), st[1].contiguous(), st[2].contiguous(), st[3].contiguous(), nll, count, l1m
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, g_p, g_tp, g_sp, g_sp2, g_t2, g_nll, _g_count):
+    def backward(ctx, g_p, g_tp, g_sp, g_sp2, g_t2, g_nll, _g_count, g_l1m):
         p, lab, valid = ctx.saved_tensors
-        if g_p is None and g_nll is None and g_tp is None and g_sp is None and g_sp2 is None and g_t2 is None:
-            return None, None, None, None
+        if all(g is None for g in (g_p, g_tp, g_sp, g_sp2, g_t2, g_nll, g_l1m)):
+            return None, None, None, None, None
         n, c = p.shape[:2]
         s = p[0, 0].numel() if p.numel() else 0
         zeros = torch.zeros((n, c), dtype=p.dtype)
@@ -214,25 +223,27 @@ class SoftmaxLabelStats(torch.autograd.Function):
         a, a2, b, e = coef(g_sp), coef(g_sp2), coef(g_tp), coef(g_t2)
         gp = None if g_p is None else g_p.to(p.dtype).contiguous()
         h = None if g_nll is None or g_nll.numel() != lab.numel() else g_nll.to(p.dtype).contiguous()
+        h2 = None if g_l1m is None or g_l1m.numel() != lab.numel() else g_l1m.to(p.dtype).contiguous()
         grad = torch.empty_like(p)
         if n * s:
             rc = library().sl_softmax_stats_backward(
                 _ptr(p), _ptr(lab), _ptr(valid), n, c, s, _ptr(gp), _ptr(a), _ptr(a2), _ptr(b), _ptr(e), _ptr(h),
-                _ptr(grad), _threads(p.numel()),
+                _ptr(h2), ctx.k0, _ptr(grad), _threads(p.numel()),
             )
             if rc != 0:
                 raise MemoryError("seglosses._native: the backward kernel could not allocate its thread buffers")
-        return grad.view(ctx.shape), None, None, None
+        return grad.view(ctx.shape), None, None, None, None
 
 
 def softmax_label_stats(
-    logits: Tensor, labels: Tensor, valid: Optional[Tensor], *, want_nll: bool = True
+    logits: Tensor, labels: Tensor, valid: Optional[Tensor], *, want_nll: bool = True, l1m_from: Optional[int] = None
 ) -> Optional[NativeStats]:
     """Softmax of ``logits`` ``(N, C, *spatial)`` and the label-map statistics of ``labels``
     ``(N, *spatial)`` (int64 in ``[0, C)``; ignored voxels carry ``valid`` = 0), or ``None`` when
     the compiled path does not apply (disabled or not built, not on the CPU, not float32 /
     float16 / bfloat16 logits, fewer than 2 classes). ``want_nll=False`` skips the per-voxel
-    cross entropy (``nll`` is then ``None``)."""
+    cross entropy (``nll`` is then ``None``). ``l1m_from=k0`` adds the per-voxel
+    ``sum_{c >= k0, c != l_i} log(1 - p_ic)`` of a one-vs-rest BCE (Combo loss)."""
     if (
         logits.device.type != "cpu"
         or logits.dtype not in (torch.float32, torch.float16, torch.bfloat16)
@@ -245,5 +256,6 @@ def softmax_label_stats(
     z = logits.to(torch.float32).contiguous()
     lab = labels.contiguous()
     v = None if valid is None else valid.to(torch.float32).contiguous()
-    p, tp, sp, sp2, t2, nll, count = SoftmaxLabelStats.apply(z, lab, v, bool(want_nll))
-    return NativeStats(p, tp, sp, sp2, t2, nll if want_nll else None, count)
+    k0 = -1 if l1m_from is None else int(l1m_from)
+    p, tp, sp, sp2, t2, nll, count, l1m = SoftmaxLabelStats.apply(z, lab, v, bool(want_nll), k0)
+    return NativeStats(p, tp, sp, sp2, t2, nll if want_nll else None, count, l1m if k0 >= 0 else None, l1m_from)

@@ -16,11 +16,15 @@
  *   stats[n, c, 2] = sp2   = sum_i v_i p_ic^2
  *   stats[n, c, 3] = t2    = sum_{i: l_i = c} v_i p_ic^2
  *   stats[n, c, 4] = count = sum_{i: l_i = c} v_i
- * and, each only when its pointer is not NULL, the probabilities p (N, C, S) and per voxel
- * nll[n, i] = -log p_{i, l_i} = log sum_c exp(z_ic - m_i) + m_i - z_{i l_i} (exact, no underflow).
+ * and, each only when its pointer is not NULL, the probabilities p (N, C, S), per voxel
+ * nll[n, i] = -log p_{i, l_i} = log sum_c exp(z_ic - m_i) + m_i - z_{i l_i} (exact, no underflow),
+ * and per voxel l1m[n, i] = sum_{c >= k0, c != l_i} log(1 - p_ic) (the negative-class part of a
+ * one-vs-rest BCE, Combo loss; 1 - p accurate as p -> 1, see the forward worker).
  *
  * Backward: for upstream gradients gp (N, C, S, optional) of p, and per-(n, c) coefficients
- * a = dL/dsp, a2 = dL/dsp2, b = dL/dtp, e = dL/dt2, and h (N, S, optional) = dL/dnll:
+ * a = dL/dsp, a2 = dL/dsp2, b = dL/dtp, e = dL/dt2, h (N, S, optional) = dL/dnll and
+ * h2 (N, S, optional) = dL/dl1m (adds -h2 p_c / (1 - p_c) to q_ic for c >= k0, c != l_i, the
+ * one class above 1/2 in closed form):
  *   q_ic = p_ic (gp_ic + v_i (a_c + 2 a2_c p_ic)) + [l_i = c] (v_i p_ic (b_c + 2 e_c p_ic) - h_i)
  *   dL/dz_ic = q_ic - p_ic sum_k q_ik
  * (q_ic = p_ic dL/dp_ic; the nll term contributes dL/dp_il = -h_i / p_il.) The probabilities
@@ -34,6 +38,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #endif
+#include <float.h>
 #include <math.h>
 #if !defined(_WIN32)
 #include <pthread.h>
@@ -120,11 +125,13 @@ typedef struct {
     const float *valid;
     float *p;
     float *nll;
+    float *l1m;      /* per voxel sum_{c >= k0, c != l} log(1 - p_c) (one-vs-rest BCE), or NULL */
+    int64_t k0;
     double *stats; /* per unit: NSTAT * c each, (n * nchunks) units */
     /* backward */
     const float *pin;
     const float *gp;
-    const float *a, *a2, *b, *e, *h;
+    const float *a, *a2, *b, *e, *h, *h2;
     float *grad;
     /* work split: units of (sample, chunk of voxels) */
     int64_t chunk, nchunks, unit0, unit1;
@@ -302,6 +309,32 @@ SL_CLONES static void *sl_forward_worker(sl_job *J) {
             if (J->p) /* (outside the loop above: GCC would unswitch it on J->p and not vectorise a copy) */
                 for (int64_t c = 0; c < C; c++)
                     memcpy(J->p + (n * C + c) * S + j0, pb + c * BLOCK, sizeof(float) * (size_t)B);
+            if (J->l1m) {
+                /* 1 - p_c: accurate as such where p_c <= 1/2; the one class a voxel may have
+                   above 1/2 takes the sum of the others (no cancellation as p -> 1), clamped
+                   at FLT_MIN (log >= -87.3, finite for logits of any magnitude). */
+                float oth[BLOCK], acc[BLOCK];
+#pragma omp simd
+                for (int64_t j = 0; j < B; j++) { oth[j] = 0.0f; acc[j] = 0.0f; }
+                for (int64_t c = 0; c < C; c++) {
+                    const float *pc = pb + c * BLOCK;
+#pragma omp simd
+                    for (int64_t j = 0; j < B; j++) oth[j] += pc[j] > 0.5f ? 0.0f : pc[j];
+                }
+                for (int64_t c = J->k0; c < C; c++) {
+                    const float *pc = pb + c * BLOCK;
+                    const float fc = (float)c;
+#pragma omp simd
+                    for (int64_t j = 0; j < B; j++) {
+                        float ot = oth[j] > FLT_MIN ? oth[j] : FLT_MIN;
+                        float q = pc[j] > 0.5f ? ot : 1.0f - pc[j];
+                        float lq = sl_log(q);
+                        acc[j] += lb[j] == fc ? 0.0f : lq;
+                    }
+                }
+                float *out = J->l1m + n * S + j0;
+                for (int64_t j = 0; j < B; j++) out[j] = acc[j];
+            }
             if (J->nll) {
                 float *out = J->nll + n * S + j0;
 #pragma omp simd
@@ -314,10 +347,11 @@ SL_CLONES static void *sl_forward_worker(sl_job *J) {
 }
 
 SL_EXPORT int sl_softmax_stats_forward(const float *z, const int64_t *lab, const float *valid, int64_t n, int64_t c,
-                                       int64_t s, float *p, float *nll, double *stats, int nthreads) {
+                                       int64_t s, float *p, float *nll, float *l1m, int64_t k0, double *stats,
+                                       int nthreads) {
     sl_job J;
     memset(&J, 0, sizeof(J));
-    J.n = n; J.c = c; J.s = s; J.z = z; J.lab = lab; J.valid = valid; J.p = p; J.nll = nll; J.stats = stats;
+    J.n = n; J.c = c; J.s = s; J.z = z; J.lab = lab; J.valid = valid; J.p = p; J.nll = nll; J.l1m = l1m; J.k0 = k0; J.stats = stats;
     J.chunk = 8192;
     J.nchunks = (s + J.chunk - 1) / J.chunk;
     memset(stats, 0, sizeof(double) * (size_t)(NSTAT * n * c));
@@ -389,11 +423,66 @@ SL_CLONES static void *sl_backward_worker(sl_job *J) {
                     }
                 }
             }
+            float h2[BLOCK], pt[BLOCK], ft[BLOCK], oth[BLOCK];
+            if (J->h2) {
+                /* one-vs-rest BCE: dL/dp_c = -h2 / (1 - p_c) for c >= k0, c != l. Classes with
+                   p_c <= 1/2 enter q = p dL/dp as usual (|p / (1 - p)| <= 1); the one class t a
+                   voxel may have above 1/2 is added in closed form below. */
+                const float *hs = J->h2 + n * S + j0;
+                for (int64_t j = 0; j < B; j++) h2[j] = hs[j];
+                for (int64_t c = J->k0; c < C; c++) {
+                    const float *pc = pbase + c * pstride;
+                    float *gc = gn + c * S + j0;
+                    const float fc = (float)c;
+#pragma omp simd
+                    for (int64_t j = 0; j < B; j++) {
+                        float pv = pc[j];
+                        float r = pv > 0.5f ? 0.0f : -h2[j] * pv / (1.0f - pv);
+                        r = lb[j] == fc ? 0.0f : r;
+                        gc[j] += r;
+                        dot[j] += r;
+                    }
+                }
+            }
             for (int64_t c = 0; c < C; c++) {
                 const float *pc = pbase + c * pstride;
                 float *gc = gn + c * S + j0;
 #pragma omp simd
                 for (int64_t j = 0; j < B; j++) gc[j] -= pc[j] * dot[j];
+            }
+            if (J->h2) {
+                /* the top class t (p_t > 1/2, t >= k0, t != l), with q_t = 1 - p_t = sum of the
+                   other p (clamped as in the forward) and Q_t = -h2 p_t / q_t:
+                   dz_t += Q_t (1 - p_t) = -h2 p_t,  dz_c += -p_c Q_t = h2 p_t (p_c / q_t)  (p_c <= q_t) */
+#pragma omp simd
+                for (int64_t j = 0; j < B; j++) { pt[j] = 0.0f; ft[j] = -1.0f; oth[j] = 0.0f; }
+                for (int64_t c = 0; c < C; c++) {
+                    const float *pc = pbase + c * pstride;
+                    const float fc = (float)c;
+#pragma omp simd
+                    for (int64_t j = 0; j < B; j++) {
+                        float pv = pc[j];
+                        int top = pv > 0.5f;
+                        oth[j] += top ? 0.0f : pv;
+                        pt[j] = top ? pv : pt[j];
+                        ft[j] = top ? fc : ft[j];
+                    }
+                }
+                const float fk0 = (float)J->k0;
+#pragma omp simd
+                for (int64_t j = 0; j < B; j++) {
+                    int active = ft[j] >= fk0 && ft[j] != lb[j];
+                    float ot = oth[j] > FLT_MIN ? oth[j] : FLT_MIN;
+                    pt[j] = active ? h2[j] * pt[j] : 0.0f; /* h2 p_t */
+                    oth[j] = 1.0f / ot;                     /* 1 / q_t */
+                }
+                for (int64_t c = 0; c < C; c++) {
+                    const float *pc = pbase + c * pstride;
+                    float *gc = gn + c * S + j0;
+                    const float fc = (float)c;
+#pragma omp simd
+                    for (int64_t j = 0; j < B; j++) gc[j] += ft[j] == fc ? -pt[j] : pt[j] * (pc[j] * oth[j]);
+                }
             }
         }
     }
@@ -402,18 +491,19 @@ SL_CLONES static void *sl_backward_worker(sl_job *J) {
 
 SL_EXPORT int sl_softmax_stats_backward(const float *p, const int64_t *lab, const float *valid, int64_t n, int64_t c,
                                         int64_t s, const float *gp, const float *a, const float *a2, const float *b,
-                                        const float *e, const float *h, float *grad, int nthreads) {
+                                        const float *e, const float *h, const float *h2, int64_t k0, float *grad,
+                                        int nthreads) {
     sl_job J;
     memset(&J, 0, sizeof(J));
     J.n = n; J.c = c; J.s = s; J.pin = p; J.lab = lab; J.valid = valid; J.gp = gp;
-    J.a = a; J.a2 = a2; J.b = b; J.e = e; J.h = h; J.grad = grad;
+    J.a = a; J.a2 = a2; J.b = b; J.e = e; J.h = h; J.h2 = h2; J.k0 = k0; J.grad = grad;
     J.chunk = 8192;
     J.nchunks = (s + J.chunk - 1) / J.chunk;
     if (J.nchunks == 0) return 0;
     return sl_run((sl_worker)sl_backward_worker, &J, nthreads);
 }
 
-SL_EXPORT int sl_abi_version(void) { return 1; }
+SL_EXPORT int sl_abi_version(void) { return 2; }
 
 #ifdef SL_PYTHON_MODULE
 /* An (empty) extension module, so that setuptools can build and install the library like any
