@@ -256,3 +256,11 @@ def test_one_vs_rest_term_is_finite_for_huge_logits():
     o.l1m.sum().backward()
     assert torch.isfinite(o.l1m).all() and torch.isfinite(z.grad).all()
     assert float(o.l1m.detach()[0, 0]) == pytest.approx(-87.336, abs=1e-2)  # log(FLT_MIN): 1 - p clamped
+
+
+def test_info_command_reports_the_kernels(capsys):
+    from seglosses.cli import main
+
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "torch" in out and "compiled kernels" in out

@@ -259,3 +259,23 @@ def softmax_label_stats(
     k0 = -1 if l1m_from is None else int(l1m_from)
     p, tp, sp, sp2, t2, nll, count, l1m = SoftmaxLabelStats.apply(z, lab, v, bool(want_nll), k0)
     return NativeStats(p, tp, sp, sp2, t2, nll if want_nll else None, count, l1m if k0 >= 0 else None, l1m_from)
+
+
+# ----------------------------------------------------------------------------- `seglosses info`
+
+def configure_info(parser) -> None:
+    parser.epilog = "Environment: SEGLOSSES_NATIVE=0 disables the kernels; SEGLOSSES_NATIVE_THREADS=pthreads."
+
+
+def run_info(args) -> int:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ours = version("seglosses")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        ours = "(not installed)"
+    print(f"seglosses {ours}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
+          f"CUDA {'available' if torch.cuda.is_available() else 'not available'}")
+    print(f"multiclass label-map losses on the CPU: {status()}")
+    return 0
+
