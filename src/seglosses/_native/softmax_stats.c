@@ -262,7 +262,7 @@ SL_INLINE void sl_block_softmax(const float *zn, int64_t S, int64_t C, int64_t j
 /* Labels (as float, one element width in the vector loops) and voxel weights of one block. */
 SL_INLINE void sl_block_labels(const sl_job *J, int64_t n, int64_t j0, int64_t B, float *lb, float *w) {
     const int64_t *lab = J->lab + n * J->s + j0;
-    for (int64_t j = 0; j < B; j++) lb[j] = (float)lab[j];
+    for (int64_t j = 0; j < B; j++) lb[j] = (float)(int32_t)lab[j]; /* in [0, C): exact; int32 vectorises */
     if (J->valid) {
         const float *v = J->valid + n * J->s + j0;
         for (int64_t j = 0; j < B; j++) w[j] = v[j];
