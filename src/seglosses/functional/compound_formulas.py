@@ -85,26 +85,34 @@ class _PowLinear(torch.autograd.Function):
 
     ``x^gamma = exp(gamma log x)`` (half the time of ``pow`` on the CPU) and its derivative
     ``gamma x^gamma / x`` reuses the forward's value instead of a second power (autograd's
-    ``pow`` backward computes ``x^(gamma - 1)``)."""
+    ``pow`` backward computes ``x^(gamma - 1)``). The chord below ``eps`` is applied only where
+    some ``x`` is that small (checked once; on CUDA always, to avoid a synchronisation)."""
 
     @staticmethod
     def forward(ctx, x: Tensor, gamma: float, eps: float):
         xc = x.clamp_min(eps)
         y = torch.log(xc).mul_(gamma).exp_()
         small = x < eps
+        ctx.any_small = x.device.type != "cpu" or bool(small.any())
         slope = eps ** (gamma - 1.0)
-        y = torch.where(small, x.clamp_min(0.0) * slope, y)
-        ctx.save_for_backward(x, y)
+        if ctx.any_small:
+            y = torch.where(small, x.clamp_min(0.0) * slope, y)
+            ctx.save_for_backward(xc, y, x)
+        else:
+            ctx.save_for_backward(xc, y)
         ctx.gamma, ctx.eps, ctx.slope = gamma, eps, slope
         return y
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g: Tensor):
-        x, y = ctx.saved_tensors
-        d = y.div(x.clamp_min(ctx.eps)).mul_(ctx.gamma)
-        d = torch.where(x < ctx.eps, torch.where(x > 0, ctx.slope, 0.0).to(d.dtype), d)
-        return d.mul_(g), None, None
+        xc, y = ctx.saved_tensors[:2]
+        d = (y * g).div_(xc).mul_(ctx.gamma)  # gamma x^gamma / x
+        if ctx.any_small:
+            x = ctx.saved_tensors[2]
+            chord = torch.where(x > 0, g * ctx.slope, torch.zeros_like(g))
+            d = torch.where(x < ctx.eps, chord, d)
+        return d, None, None
 
 
 # ----------------------------------------------------------------------------- Combo
