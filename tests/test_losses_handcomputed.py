@@ -296,3 +296,20 @@ def test_topk_threshold():
 def test_dice_binary_by_hand():
     # reference point for the Dice-based losses: 1 - 2*0.8 / (1.6 + 1)
     close(dice_loss(BP, BG, **KW), 1 - 1.6 / 2.6)
+
+
+def test_pow_linear_power_and_chord_with_gradients():
+    """ell's x^gamma: exact power above eps, the chord x eps^(gamma-1) below, 0 (zero slope) for x < 0."""
+    from seglosses.functional.compound_formulas import _pow_linear
+
+    gamma, eps = 0.3, 1e-6
+    for values in ([0.5, 3.0, 2e-6], [-1e-7, 0.0, 1e-8, 5e-7, 0.5, 3.0]):  # without / with the chord
+        x = torch.tensor(values, dtype=torch.float64, requires_grad=True)
+        y = _pow_linear(x, gamma, eps)
+        y.sum().backward()
+        xd = x.detach()
+        slope = eps ** (gamma - 1)
+        ref = torch.where(xd < eps, xd.clamp_min(0) * slope, xd.clamp_min(eps) ** gamma)
+        dref = torch.where(xd < eps, torch.where(xd > 0, slope, 0.0), gamma * xd.clamp_min(eps) ** (gamma - 1))
+        torch.testing.assert_close(y.detach(), ref)
+        torch.testing.assert_close(x.grad, dref)
