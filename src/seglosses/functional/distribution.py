@@ -363,10 +363,13 @@ def _largest(flat: Tensor, k: int) -> Tensor:
     m = sample.numel()
     r = min(m, int(1.25 * k / step) + 64)
     t = torch.kthvalue(sample, m - r + 1).values
-    cand = flat[d >= t]
+    cand = (d >= t).nonzero().squeeze(1)  # selection on detached values, integer indices
     if cand.numel() < k:
         return torch.topk(flat, k, sorted=False).values
-    return torch.topk(cand, k, sorted=False).values
+    top = torch.topk(d.index_select(0, cand), k, sorted=False).indices
+    # one gather with integer indices: its backward is an index_add (a boolean mask would run
+    # nonzero again in the backward)
+    return flat.index_select(0, cand.index_select(0, top))
 
 
 @register_loss(
