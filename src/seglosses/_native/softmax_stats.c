@@ -427,47 +427,32 @@ SL_CLONES static void *sl_backward_worker(sl_job *J) {
             if (J->h2) {
                 /* one-vs-rest BCE: dL/dp_c = -h2 / (1 - p_c) for c >= k0, c != l. Classes with
                    p_c <= 1/2 enter q = p dL/dp as usual (|p / (1 - p)| <= 1); the one class t a
-                   voxel may have above 1/2 is added in closed form below. */
+                   voxel may have above 1/2 (found in the same loop) is added in closed form in
+                   the last loop. */
                 const float *hs = J->h2 + n * S + j0;
-                for (int64_t j = 0; j < B; j++) h2[j] = hs[j];
-                for (int64_t c = J->k0; c < C; c++) {
+#pragma omp simd
+                for (int64_t j = 0; j < B; j++) { h2[j] = hs[j]; pt[j] = 0.0f; ft[j] = -1.0f; oth[j] = 0.0f; }
+                for (int64_t c = 0; c < C; c++) {
                     const float *pc = pbase + c * pstride;
                     float *gc = gn + c * S + j0;
                     const float fc = (float)c;
-#pragma omp simd
-                    for (int64_t j = 0; j < B; j++) {
-                        float pv = pc[j];
-                        float r = pv > 0.5f ? 0.0f : -h2[j] * pv / (1.0f - pv);
-                        r = lb[j] == fc ? 0.0f : r;
-                        gc[j] += r;
-                        dot[j] += r;
-                    }
-                }
-            }
-            for (int64_t c = 0; c < C; c++) {
-                const float *pc = pbase + c * pstride;
-                float *gc = gn + c * S + j0;
-#pragma omp simd
-                for (int64_t j = 0; j < B; j++) gc[j] -= pc[j] * dot[j];
-            }
-            if (J->h2) {
-                /* the top class t (p_t > 1/2, t >= k0, t != l), with q_t = 1 - p_t = sum of the
-                   other p (clamped as in the forward) and Q_t = -h2 p_t / q_t:
-                   dz_t += Q_t (1 - p_t) = -h2 p_t,  dz_c += -p_c Q_t = h2 p_t (p_c / q_t)  (p_c <= q_t) */
-#pragma omp simd
-                for (int64_t j = 0; j < B; j++) { pt[j] = 0.0f; ft[j] = -1.0f; oth[j] = 0.0f; }
-                for (int64_t c = 0; c < C; c++) {
-                    const float *pc = pbase + c * pstride;
-                    const float fc = (float)c;
+                    const float kept = c >= J->k0 ? 1.0f : 0.0f;
 #pragma omp simd
                     for (int64_t j = 0; j < B; j++) {
                         float pv = pc[j];
                         int top = pv > 0.5f;
+                        float r = top ? 0.0f : -h2[j] * pv / (1.0f - pv);
+                        r = lb[j] == fc ? 0.0f : kept * r;
+                        gc[j] += r;
+                        dot[j] += r;
                         oth[j] += top ? 0.0f : pv;
                         pt[j] = top ? pv : pt[j];
                         ft[j] = top ? fc : ft[j];
                     }
                 }
+                /* the top class t (p_t > 1/2, t >= k0, t != l), with q_t = 1 - p_t = sum of the
+                   other p (clamped as in the forward) and Q_t = -h2 p_t / q_t:
+                   dz_t += Q_t (1 - p_t) = -h2 p_t,  dz_c += -p_c Q_t = h2 p_t (p_c / q_t)  (p_c <= q_t) */
                 const float fk0 = (float)J->k0;
 #pragma omp simd
                 for (int64_t j = 0; j < B; j++) {
@@ -481,7 +466,15 @@ SL_CLONES static void *sl_backward_worker(sl_job *J) {
                     float *gc = gn + c * S + j0;
                     const float fc = (float)c;
 #pragma omp simd
-                    for (int64_t j = 0; j < B; j++) gc[j] += ft[j] == fc ? -pt[j] : pt[j] * (pc[j] * oth[j]);
+                    for (int64_t j = 0; j < B; j++)
+                        gc[j] += ft[j] == fc ? -pt[j] - pc[j] * dot[j] : pc[j] * (pt[j] * oth[j] - dot[j]);
+                }
+            } else {
+                for (int64_t c = 0; c < C; c++) {
+                    const float *pc = pbase + c * pstride;
+                    float *gc = gn + c * S + j0;
+#pragma omp simd
+                    for (int64_t j = 0; j < B; j++) gc[j] -= pc[j] * dot[j];
                 }
             }
         }
