@@ -21,7 +21,7 @@ from torch import Tensor
 
 from .._contract import Prepared, check_positive, check_reduction
 from .._reduce import class_weight_tensor, keep_classes, reduce_loss
-from .._stats import _fused_softmax, class_sum, neg_log_true_class, soft_stats
+from .._stats import _fused_softmax, neg_log_true_class, soft_stats
 from ..registry import register_loss
 from .distribution import voxel_ce
 from .region import dice_score_from_stats
@@ -282,19 +282,14 @@ def _check_fraction(name: str, value: float) -> None:
 def _label_frequency_weights(prep: Prepared, counts: Optional[Tensor] = None) -> Tensor:
     """w_l = (sum_k f_k / f_l)^0.5 from the label counts of the batch; 0 for absent labels.
 
-    Multiclass: ``(C,)``; binary: ``(2,)`` for labels (0, 1). Ignored voxels do not count.
-    ``counts`` (multiclass): the per-class voxel counts of the batch when already known (the
-    ``sum_g`` of the Dice statistics).
+    Multiclass / multilabel: ``(C,)`` from ``counts``, the per-class (soft) voxel counts of the batch (the
+    Dice statistics' ``sum g`` summed over samples); binary: ``(2,)`` for labels (0, 1), counted
+    here. Ignored voxels do not count.
     """
-    if counts is not None:
-        pass
-    elif prep.mode == "binary":
+    if counts is None:  # binary
         v = prep.valid_or_ones().unsqueeze(1).to(prep.dtype)
         pos = (prep.dense * v).sum()
         counts = torch.stack([v.sum() - pos, pos])
-    else:
-        ones = torch.ones((prep.batch_size,) + prep.spatial_shape, device=prep.logits.device, dtype=prep.dtype)
-        counts = class_sum(prep, ones, batch=True)[0]
     present = counts > 0
     w = torch.where(present, (counts.sum() / counts.clamp_min(1e-12)).sqrt(), torch.zeros_like(counts))
     return w.detach()
@@ -372,9 +367,8 @@ def ell_loss(
     # cross term
     n_labels = 2 if prep.mode == "binary" else prep.num_classes
     w = class_weight_tensor(class_weights, n_labels, prep.logits.device)
-    if w is None:  # multiclass label counts = the statistics' sum g (no second scatter)
-        counts = st.sum_g.sum(0) if prep.mode == "multiclass" and prep.dense is None else None
-        w = _label_frequency_weights(prep, counts)
+    if w is None:  # multiclass label counts = the statistics' sum g (no second pass)
+        w = _label_frequency_weights(prep, None if prep.mode == "binary" else st.sum_g.sum(0))
     else:
         w = w.to(prep.dtype)
     ce = voxel_ce(prep)
