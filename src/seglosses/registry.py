@@ -33,7 +33,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
-from ._contract import MODES, Prepared, check_choice, prepare
+from ._checks import check_choice
+from ._contract import MODES, Prepared, prepare
 
 __all__ = [
     "LossInfo",

@@ -22,7 +22,8 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import Tensor
 
-from .._contract import Prepared, check_positive
+from .._checks import check_positive
+from .._contract import Prepared
 from .._reduce import class_weight_tensor, keep_classes, reduce_loss
 from .._stats import SoftStats, label_map_stats, soft_stats
 from ..registry import register_loss
