@@ -304,6 +304,7 @@ def _label_frequency_weights(prep: Prepared, counts: Optional[Tensor] = None) ->
     paper="Wong et al. 2018 arXiv:1809.00076 (doi:10.1007/978-3-030-00931-1_70); Ma et al. 2021 eq. 23; Jadon 2020 II-K",
     formula="w_dice mean_c[(-ln Dice_c)^gamma_dice] + w_cross mean_i[w_{g_i} (-ln p_{i,g_i})^gamma_cross]",
     modes=("multiclass", "binary"),
+    class_name="ExpLogLoss",
 )
 def ell_loss(
     prep: Prepared,

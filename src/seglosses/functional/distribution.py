@@ -97,6 +97,7 @@ def _times(a: Optional[Tensor], b: Optional[Tensor]) -> Optional[Tensor]:
     category="distribution",
     paper="Ma et al. 2021 eq. 1, doi:10.1016/j.media.2021.102035; Jadon 2020 II-A, doi:10.1109/CIBCB48159.2020.9277638",
     formula="-mean_i sum_c g_ic log p_ic (weighted mean with class_weights)",
+    class_name="CELoss",
 )
 def ce_loss(prep: Prepared, *, class_weights: Weights = None, reduction: str = "mean") -> Tensor:
     r"""Cross entropy.
@@ -152,6 +153,8 @@ def _inverse_frequency(prep: Prepared) -> Tensor:
     category="distribution",
     paper="Ma et al. 2021 eq. 2; Ronneberger et al. 2015 arXiv:1505.04597",
     formula="-sum_i w_{g_i} log p_{i,g_i} / sum_i w_{g_i}, w_c = 1/frequency_c by default",
+    class_name="WeightedCELoss",
+    aliases=("WCELoss",),
 )
 def wce_loss(prep: Prepared, *, class_weights: Union[str, Weights] = "inverse_frequency", reduction: str = "mean") -> Tensor:
     r"""Weighted cross entropy.
@@ -188,6 +191,7 @@ def wce_loss(prep: Prepared, *, class_weights: Union[str, Weights] = "inverse_fr
     category="distribution",
     paper="Xie & Tu 2015 (HED) arXiv:1504.06375; Jadon 2020 II-C",
     formula="-mean_i [beta g log p + (1-beta)(1-g) log(1-p)], beta = fraction of negatives per image",
+    class_name="BalancedCELoss",
 )
 def balanced_ce_loss(prep: Prepared, *, reduction: str = "mean") -> Tensor:
     r"""Balanced cross entropy (Xie & Tu 2015, HED).
@@ -235,6 +239,7 @@ def balanced_ce_loss(prep: Prepared, *, reduction: str = "mean") -> Tensor:
     paper="Pihur et al. 2007 doi:10.1093/bioinformatics/btm158; Jadon 2020 II-B",
     formula="-mean_i [beta g log p + (1-g) log(1-p)]",
     modes=("binary", "multilabel"),
+    class_name="WeightedBCELoss",
 )
 def weighted_bce_loss(prep: Prepared, *, beta: Optional[float] = None, reduction: str = "mean") -> Tensor:
     r"""Weighted binary cross entropy (positive voxels weighted by ``beta``).
@@ -310,6 +315,7 @@ class _FocalFromCE(torch.autograd.Function):
     category="distribution",
     paper="Wu et al. 2016 arXiv:1605.06885; Ma et al. 2021 eq. 4; nnU-Net TopKLoss",
     formula="mean of the k% largest per-voxel CE over all valid voxels of the batch",
+    class_name="TopKLoss",
 )
 def topk_loss(prep: Prepared, *, k: float = 10.0, class_weights: Weights = None, reduction: str = "mean") -> Tensor:
     r"""TopK loss, percentage variant: cross entropy of the k% hardest voxels.
@@ -385,6 +391,7 @@ def _largest(flat: Tensor, k: int) -> Tensor:
     category="distribution",
     paper="Wu et al. 2016 arXiv:1605.06885; Ma et al. 2021 eq. 3",
     formula="mean CE over voxels whose true-class probability is < t",
+    class_name="TopKThresholdLoss",
 )
 def topk_threshold_loss(prep: Prepared, *, threshold: float = 0.5, reduction: str = "mean") -> Tensor:
     r"""TopK loss, threshold variant (bootstrapped cross entropy).
@@ -493,6 +500,8 @@ def focal_loss(
     formula="-mean_i sum_c (1 + D_ic) g_ic log p_ic, D = penalty_map(g) in [0, 1]",
     needs_distance_map=True,
     call_args=("distance_map",),
+    class_name="DistancePenalizedCELoss",
+    aliases=("DPCELoss",),
 )
 def dpce_loss(
     prep: Prepared, *, spacing: Spacing = None, reduction: str = "mean", distance_map: Optional[Tensor] = None
@@ -549,6 +558,7 @@ def dpce_loss(
     category="distribution",
     paper="Zhao et al. 2019 arXiv:1910.08711; Jadon 2020 II-N",
     formula="sum(e f CE) / sum(f), e = |(y-mu_y+C4)/(sigma_y+C4) - (p-mu_p+C4)/(sigma_p+C4)|, f = 1{e > beta e_max}",
+    class_name="CMSSLoss",
 )
 def cmss_loss(
     prep: Prepared,

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from .._contract import Prepared
-from ..registry import CONTRACT_ARGS, LossInfo, loss_info
+from ..registry import CONTRACT_ARGS, LossInfo, instantiate, loss_info
 
 __all__ = ["CompoundLoss"]
 
@@ -30,7 +30,7 @@ class CompoundLoss(nn.Module):
     """``sum_k w_k * loss_k(logits, target)`` over registered terms.
 
     Build it with :func:`seglosses.build_loss` (``"0.5*dice+2*ce"``) or from modules directly:
-    ``CompoundLoss([(0.5, DiceLoss()), (2.0, CeLoss())])``.
+    ``CompoundLoss([(0.5, DiceLoss()), (2.0, CELoss())])``.
 
     ``weights`` is a list of floats that a schedule (``set_epoch``) may change during training;
     ``last_terms`` holds the detached value of each term from the last forward call (used for
@@ -78,7 +78,7 @@ class CompoundLoss(nn.Module):
         for w, t in terms:
             opts = {k: v for k, v in shared.items() if k in infos[t].options}
             opts.update(per_term.get(t, {}))
-            modules.append((w, infos[t].module(**opts)))
+            modules.append((w, instantiate(infos[t], opts)))
         return cls(modules, spec=spec, schedule=schedule)
 
     # ------------------------------------------------------------------ schedules
