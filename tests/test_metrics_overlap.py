@@ -3,6 +3,8 @@ properties and error messages."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -43,36 +45,36 @@ def _rng_pair(seed: int, shape=(9, 11, 7), p_gt=0.4, p_pred=0.45):
 def test_confusion_hand_computed():
     gt = np.array([[1, 1, 1, 0, 0, 0]])
     pred = np.array([[0, 1, 1, 1, 1, 0]])
-    assert confusion(gt, pred) == Confusion(tp=2, fp=2, fn=1, tn=1)
-    c = confusion(gt, pred)
+    assert confusion(pred=pred, gt=gt) == Confusion(tp=2, fp=2, fn=1, tn=1)
+    c = confusion(pred=pred, gt=gt)
     assert all(isinstance(v, int) for v in c)
 
 
 def test_metrics_hand_computed():
     gt = np.array([[1, 1, 1, 0, 0, 0]])
     pred = np.array([[0, 1, 1, 1, 1, 0]])  # tp=2 fp=2 fn=1 tn=1
-    assert dice_score(gt, pred) == pytest.approx(4 / 7)
-    assert iou_score(gt, pred) == pytest.approx(2 / 5)
-    assert sensitivity(gt, pred) == pytest.approx(2 / 3)
-    assert specificity(gt, pred) == pytest.approx(1 / 3)
-    assert precision(gt, pred) == pytest.approx(1 / 2)
+    assert dice_score(pred, gt) == pytest.approx(4 / 7)
+    assert iou_score(pred, gt) == pytest.approx(2 / 5)
+    assert sensitivity(pred=pred, gt=gt) == pytest.approx(2 / 3)
+    assert specificity(pred=pred, gt=gt) == pytest.approx(1 / 3)
+    assert precision(pred=pred, gt=gt) == pytest.approx(1 / 2)
 
 
 def test_identical_masks_are_perfect():
     gt, _ = _rng_pair(0)
     for name, fn in METRICS.items():
-        assert fn(gt, gt) == 1.0, name
+        assert fn(pred=gt, gt=gt) == 1.0, name
 
 
 def test_disjoint_masks():
     gt = np.zeros((4, 4), bool)
     gt[:2] = True
     pred = ~gt
-    assert dice_score(gt, pred) == 0.0
-    assert iou_score(gt, pred) == 0.0
-    assert sensitivity(gt, pred) == 0.0
-    assert specificity(gt, pred) == 0.0
-    assert precision(gt, pred) == 0.0
+    assert dice_score(pred, gt) == 0.0
+    assert iou_score(pred, gt) == 0.0
+    assert sensitivity(pred=pred, gt=gt) == 0.0
+    assert specificity(pred=pred, gt=gt) == 0.0
+    assert precision(pred=pred, gt=gt) == 0.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -100,11 +102,11 @@ EMPTY_CASES = [
 def test_empty_mask_values(case):
     _, gt, pred, *expected = case
     got = [
-        dice_score(gt, pred),
-        iou_score(gt, pred),
-        sensitivity(gt, pred),
-        specificity(gt, pred),
-        precision(gt, pred),
+        dice_score(pred, gt),
+        iou_score(pred, gt),
+        sensitivity(pred=pred, gt=gt),
+        specificity(pred=pred, gt=gt),
+        precision(pred=pred, gt=gt),
     ]
     assert got == pytest.approx(expected)
     assert not any(np.isnan(got))
@@ -120,11 +122,11 @@ def test_against_medpy(seed):
     mb = require("medpy.metric.binary")
     gt, pred = _rng_pair(seed, shape=(12, 10) if seed % 2 else (7, 9, 8))
     # medpy takes (result, reference) = (pred, gt)
-    assert dice_score(gt, pred) == pytest.approx(mb.dc(pred, gt), abs=1e-12)
-    assert iou_score(gt, pred) == pytest.approx(mb.jc(pred, gt), abs=1e-12)
-    assert sensitivity(gt, pred) == pytest.approx(mb.sensitivity(pred, gt), abs=1e-12)
-    assert specificity(gt, pred) == pytest.approx(mb.specificity(pred, gt), abs=1e-12)
-    assert precision(gt, pred) == pytest.approx(mb.precision(pred, gt), abs=1e-12)
+    assert dice_score(pred, gt) == pytest.approx(mb.dc(pred, gt), abs=1e-12)
+    assert iou_score(pred, gt) == pytest.approx(mb.jc(pred, gt), abs=1e-12)
+    assert sensitivity(pred=pred, gt=gt) == pytest.approx(mb.sensitivity(pred, gt), abs=1e-12)
+    assert specificity(pred=pred, gt=gt) == pytest.approx(mb.specificity(pred, gt), abs=1e-12)
+    assert precision(pred=pred, gt=gt) == pytest.approx(mb.precision(pred, gt), abs=1e-12)
 
 
 # --------------------------------------------------------------------------------------------
@@ -137,15 +139,15 @@ def test_torch_input_matches_numpy(dtype):
     gt, pred = _rng_pair(3)
     tg, tp = torch.from_numpy(gt).to(dtype), torch.from_numpy(pred).to(dtype)
     for name, fn in METRICS.items():
-        assert fn(tg, tp) == fn(gt, pred), name
-    assert confusion(tg, tp) == confusion(gt, pred)
+        assert fn(pred=tp, gt=tg) == fn(pred=pred, gt=gt), name
+    assert confusion(pred=tp, gt=tg) == confusion(pred=pred, gt=gt)
 
 
 def test_numeric_dtypes_and_mixed_inputs():
     gt, pred = _rng_pair(4)
-    ref = dice_score(gt, pred)
-    assert dice_score(gt.astype(np.float64), pred.astype(np.int32)) == ref
-    assert dice_score(torch.from_numpy(gt), pred.astype(np.uint8)) == ref
+    ref = dice_score(pred, gt)
+    assert dice_score(pred.astype(np.int32), gt.astype(np.float64)) == ref
+    assert dice_score(pred.astype(np.uint8), torch.from_numpy(gt)) == ref
 
 
 # --------------------------------------------------------------------------------------------
@@ -160,17 +162,17 @@ masks = arrays(bool, st.tuples(st.integers(1, 6), st.integers(1, 6)))
 def test_properties(data):
     gt = data.draw(masks)
     pred = data.draw(arrays(bool, gt.shape))
-    d, j = dice_score(gt, pred), iou_score(gt, pred)
+    d, j = dice_score(pred, gt), iou_score(pred, gt)
     assert 0.0 <= d <= 1.0 and 0.0 <= j <= 1.0
     assert d == pytest.approx(2 * j / (1 + j))
-    assert d == dice_score(pred, gt)
-    assert sensitivity(gt, pred) == precision(pred, gt)
+    assert d == dice_score(gt, pred)
+    assert sensitivity(pred=pred, gt=gt) == precision(pred=gt, gt=pred)
     # specificity is sensitivity of the complements
-    assert specificity(gt, pred) == sensitivity(~gt, ~pred)
-    c = confusion(gt, pred)
+    assert specificity(pred=pred, gt=gt) == sensitivity(pred=~pred, gt=~gt)
+    c = confusion(pred=pred, gt=gt)
     assert c.tp + c.fp + c.fn + c.tn == gt.size
     for fn in METRICS.values():
-        assert not np.isnan(fn(gt, pred))
+        assert not np.isnan(fn(pred=pred, gt=gt))
 
 
 # --------------------------------------------------------------------------------------------
@@ -180,24 +182,69 @@ def test_properties(data):
 
 def test_shape_mismatch_names_both_shapes():
     with pytest.raises(ValueError, match=r"gt and pred must have the same shape.*\(3, 4\).*\(4, 3\)"):
-        dice_score(np.zeros((3, 4)), np.zeros((4, 3)))
+        dice_score(np.zeros((4, 3)), np.zeros((3, 4)))
 
 
 def test_non_binary_values():
     with pytest.raises(
         ValueError, match=r"pred must be a binary mask with values in \{0, 1\}; got values \[2\]"
     ):
-        dice_score(np.zeros((3, 3)), np.full((3, 3), 2))
+        dice_score(np.full((3, 3), 2), np.zeros((3, 3)))
     with pytest.raises(ValueError, match=r"gt must be a binary mask.*0\.5"):
-        iou_score(np.full((2, 2), 0.5), np.zeros((2, 2)))
+        iou_score(np.zeros((2, 2)), np.full((2, 2), 0.5))
     with pytest.raises(ValueError, match=r"gt must be a binary mask.*-1"):
-        sensitivity(torch.tensor([[-1, 0]]), torch.tensor([[0, 0]]))
+        sensitivity(pred=torch.tensor([[0, 0]]), gt=torch.tensor([[-1, 0]]))
 
 
 def test_bad_types():
     with pytest.raises(TypeError, match=r"gt must be a numpy.ndarray or torch.Tensor; got str"):
-        dice_score("mask", np.zeros(3))
+        dice_score(np.zeros(3), "mask")
     with pytest.raises(TypeError, match=r"pred must be an array.*scalar"):
-        dice_score(np.zeros(3), 1)
+        dice_score(1, np.zeros(3))
     with pytest.raises(TypeError, match=r"gt must have a bool, integer or floating dtype; got dtype <U1"):
-        precision(np.array(["a", "b"]), np.zeros(2))
+        precision(pred=np.zeros(2), gt=np.array(["a", "b"]))
+
+
+# --------------------------------------------------------------------------------------------
+# argument order: (pred, gt) everywhere, old positional calls kept (seglosses._checks.pred_gt)
+# --------------------------------------------------------------------------------------------
+
+
+def test_keywords_and_symmetric_positional_calls():
+    gt = np.array([[1, 1, 1, 0, 0, 0]])
+    pred = np.array([[0, 1, 1, 1, 1, 0]])  # tp=2 fp=2 fn=1 tn=1
+    assert confusion(pred=pred, gt=gt) == Confusion(tp=2, fp=2, fn=1, tn=1)
+    assert confusion(gt=gt, pred=pred) == Confusion(tp=2, fp=2, fn=1, tn=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # symmetric metrics: any positional order, no warning
+        assert dice_score(pred, gt) == dice_score(gt, pred) == pytest.approx(4 / 7)
+        assert iou_score(pred, gt) == iou_score(gt, pred) == pytest.approx(2 / 5)
+
+
+@pytest.mark.parametrize(
+    "fn, expected", [(sensitivity, 2 / 3), (specificity, 1 / 3), (precision, 1 / 2)], ids=lambda x: getattr(x, "__name__", "")
+)
+def test_old_positional_order_still_works_with_a_deprecation_warning(fn, expected):
+    gt = np.array([[1, 1, 1, 0, 0, 0]])
+    pred = np.array([[0, 1, 1, 1, 1, 0]])
+    with pytest.warns(DeprecationWarning, match=rf"{fn.__name__}: positional arrays are read in the old order \(gt, pred\)"):
+        assert fn(gt, pred) == pytest.approx(expected)  # old meaning kept: no silent change
+    with pytest.warns(DeprecationWarning):
+        assert confusion(gt, pred) == Confusion(tp=2, fp=2, fn=1, tn=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert fn(pred=pred, gt=gt) == pytest.approx(expected)
+        assert fn(gt, pred=pred) == pytest.approx(expected)  # old style f(gt, pred=...): gt first
+    with pytest.raises(TypeError, match="pass the arrays by keyword"):
+        fn(gt, gt=gt)
+
+
+def test_order_dependent_metrics_document_keyword_only_arrays():
+    import inspect
+
+    for fn in (confusion, sensitivity, specificity, precision):
+        params = inspect.signature(fn).parameters
+        assert list(params)[:2] == ["pred", "gt"]
+        assert all(params[k].kind is inspect.Parameter.KEYWORD_ONLY for k in ("pred", "gt"))
+    for fn in (dice_score, iou_score):
+        assert list(inspect.signature(fn).parameters)[:2] == ["pred", "gt"]

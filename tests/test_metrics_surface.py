@@ -74,7 +74,7 @@ def random_case(seed):
 def assert_matches_deepmind(gt, pred, spacing, tolerances=TOLERANCES):
     sd = require("surface_distance")
     ref = sd.compute_surface_distances(gt.astype(bool), pred.astype(bool), spacing)
-    ours = surface_distances(gt, pred, spacing)
+    ours = surface_distances(pred=pred, gt=gt, spacing=spacing)
     for tol in tolerances:
         assert ours.normalized_surface_dice(tol) == pytest.approx(
             sd.compute_surface_dice_at_tolerance(ref, tol), abs=NSD_ATOL
@@ -257,7 +257,7 @@ def test_deepmind_distances_are_float64():
 def test_boxes_offset_by_k_voxels(method, k, axis):
     spacing = (2.0, 0.7, 1.1)
     gt, pred, _ = _boxes_offset(k, axis=axis)
-    assert hausdorff_distance(gt, pred, spacing, method=method) == pytest.approx(k * spacing[axis], abs=1e-12)
+    assert hausdorff_distance(pred, gt, spacing, method=method) == pytest.approx(k * spacing[axis], abs=1e-12)
 
 
 @pytest.mark.parametrize("k", [1, 3])
@@ -265,15 +265,15 @@ def test_squares_offset_2d(k):
     gt = np.zeros((12, 12), bool)
     gt[3:7, 2:6] = True
     pred = np.roll(gt, k, axis=1)
-    assert hausdorff_distance(gt, pred, (1.5, 0.5)) == pytest.approx(0.5 * k)
-    assert hausdorff_distance(gt, pred, (1.5, 0.5), percentile=95) == pytest.approx(0.5 * k)
+    assert hausdorff_distance(pred, gt, (1.5, 0.5)) == pytest.approx(0.5 * k)
+    assert hausdorff_distance(pred, gt, (1.5, 0.5), percentile=95) == pytest.approx(0.5 * k)
 
 
 @pytest.mark.parametrize("method", ["surface", "voxel"])
 def test_identical_masks(method):
     rng = np.random.default_rng(1)
     gt = blob((10, 11, 12), rng)
-    s = surface_distances(gt, gt, (1.0, 2.0, 0.5), method=method)
+    s = surface_distances(pred=gt, gt=gt, spacing=(1.0, 2.0, 0.5), method=method)
     assert s.normalized_surface_dice(0.0) == 1.0
     assert s.hausdorff() == 0.0 and s.hausdorff(95) == 0.0
     assert s.average_symmetric() == 0.0
@@ -290,17 +290,17 @@ def test_empty_masks(method, ndim):
     empty = np.zeros((5, 6, 7)[:ndim], bool)
     some = empty.copy()
     some[(slice(1, 3),) * ndim] = True
-    both = surface_distances(empty, empty, method=method)
+    both = surface_distances(pred=empty, gt=empty, method=method)
     assert both.gt_empty and both.pred_empty
     assert both.normalized_surface_dice(1.0) == 1.0
     assert both.hausdorff() == 0.0 and both.hausdorff(95) == 0.0 and both.average_symmetric() == 0.0
     for gt, pred in ((empty, some), (some, empty)):
-        one = surface_distances(gt, pred, method=method)
+        one = surface_distances(pred=pred, gt=gt, method=method)
         assert one.normalized_surface_dice(1.0) == 0.0
         assert one.normalized_surface_dice(float("inf")) == 0.0
         assert one.hausdorff() == np.inf and one.hausdorff(95) == np.inf and one.average_symmetric() == np.inf
     assert normalized_surface_dice(empty, empty, 1.0) == 1.0
-    assert hausdorff_distance(empty, some) == np.inf
+    assert hausdorff_distance(some, empty) == np.inf
     assert average_surface_distance(empty, empty) == 0.0
 
 
@@ -311,7 +311,7 @@ def test_one_empty_arrays_follow_the_reference_convention():
     empty = np.zeros((6, 7), bool)
     some = empty.copy()
     some[2:4, 1:5] = True
-    ours = surface_distances(some, empty)
+    ours = surface_distances(pred=empty, gt=some)
     assert np.all(np.isinf(ours.distances_gt_to_pred)) and ours.distances_pred_to_gt.size == 0
     assert ours.areas_pred.size == 0 and ours.pred_empty and not ours.gt_empty
     assert ours.normalized_surface_dice(1.0) == 0.0 and ours.hausdorff(95) == np.inf
@@ -327,7 +327,7 @@ def test_voxel_method_matches_monai(seed):
     gt, pred, spacing = random_case(100 + seed)
     tolerances = (0.0, 0.8, 1.0, 1.6, 2.0, 2.4, 3.0)
     nsd, hd, hd95, assd = monai_metrics(gt, pred, spacing, tolerances)
-    ours = surface_distances(gt, pred, spacing, method="voxel")
+    ours = surface_distances(pred=pred, gt=gt, spacing=spacing, method="voxel")
     for t, ref in zip(tolerances, nsd):
         assert ours.normalized_surface_dice(t) == pytest.approx(ref, abs=NSD_ATOL), f"NSD at {t}"
     # MONAI returns float32
@@ -341,14 +341,14 @@ def test_voxel_method_lattice_tolerance_matches_monai():
     (nsd24,), *_ = monai_metrics(gt, pred, spacing, (2.4,))
     # MONAI compares float32 distances with a float32 tolerance: three voxels count at 2.4 mm
     assert nsd24 == 1.0
-    assert normalized_surface_dice(gt, pred, 2.4, spacing, method="voxel") == 1.0
+    assert normalized_surface_dice(pred, gt, 2.4, spacing, method="voxel") == 1.0
 
 
 @pytest.mark.parametrize("seed", range(4))
 def test_voxel_method_hd_matches_medpy(seed):
     mb = require("medpy.metric.binary")
     gt, pred, spacing = random_case(200 + seed)
-    assert hausdorff_distance(gt, pred, spacing, method="voxel") == pytest.approx(
+    assert hausdorff_distance(pred, gt, spacing, method="voxel") == pytest.approx(
         mb.hd(pred, gt, voxelspacing=spacing), abs=MM_ATOL
     )
 
@@ -385,7 +385,7 @@ def _diagonal():
 def test_worked_example_numbers(make, surface, voxel):
     gt, pred = make()
     for method, expected in (("surface", surface), ("voxel", voxel)):
-        s = surface_distances(gt, pred, method=method)
+        s = surface_distances(pred=pred, gt=gt, method=method)
         got = (s.normalized_surface_dice(1.0), s.hausdorff(), s.hausdorff(95), s.average_symmetric())
         assert got == pytest.approx(expected, abs=1e-6), method
     assert_matches_deepmind(gt, pred, (1.0, 1.0))
@@ -401,11 +401,9 @@ def test_worked_example_numbers(make, surface, voxel):
 @pytest.mark.parametrize("method", ["surface", "voxel"])
 def test_torch_input_matches_numpy(method):
     gt, pred, spacing = random_case(3)
-    a = surface_distances(gt, pred, spacing, method=method)
+    a = surface_distances(pred=pred, gt=gt, spacing=spacing, method=method)
     b = surface_distances(
-        torch.from_numpy(gt).float(),
-        torch.from_numpy(pred).to(torch.uint8),
-        torch.tensor(spacing, dtype=torch.float64),
+        pred=torch.from_numpy(pred).to(torch.uint8), gt=torch.from_numpy(gt).float(), spacing=torch.tensor(spacing, dtype=torch.float64),
         method=method,
     )
     for s in (a, b):
@@ -414,20 +412,20 @@ def test_torch_input_matches_numpy(method):
     assert a.hausdorff(95) == b.hausdorff(95)
     assert a.average_symmetric() == b.average_symmetric()
     assert normalized_surface_dice(
-        torch.from_numpy(gt), torch.from_numpy(pred), 1.0, spacing, method=method
+        torch.from_numpy(pred), torch.from_numpy(gt), 1.0, spacing, method=method
     ) == (a.normalized_surface_dice(1.0))
 
 
 def test_scalar_spacing_is_isotropic_and_none_is_one_mm():
     gt, pred, _ = random_case(4)
     ndim = gt.ndim
-    assert hausdorff_distance(gt, pred, 0.8) == hausdorff_distance(gt, pred, (0.8,) * ndim)
-    assert hausdorff_distance(gt, pred) == hausdorff_distance(gt, pred, (1.0,) * ndim)
+    assert hausdorff_distance(pred, gt, 0.8) == hausdorff_distance(pred, gt, (0.8,) * ndim)
+    assert hausdorff_distance(pred, gt) == hausdorff_distance(pred, gt, (1.0,) * ndim)
 
 
 def test_object_answers_many_queries_consistently():
     gt, pred, spacing = random_case(7)
-    s = surface_distances(gt, pred, spacing)
+    s = surface_distances(pred=pred, gt=gt, spacing=spacing)
     nsd = [s.normalized_surface_dice(t) for t in np.linspace(0, 10, 21)]
     assert all(np.diff(nsd) >= 0)
     hd = [s.hausdorff(q) for q in (0, 25, 50, 75, 95, 100)]
@@ -439,10 +437,10 @@ def test_object_answers_many_queries_consistently():
 
 def test_convenience_functions_equal_object():
     gt, pred, spacing = random_case(9)
-    s = surface_distances(gt, pred, spacing)
-    assert normalized_surface_dice(gt, pred, 1.5, spacing) == s.normalized_surface_dice(1.5)
-    assert hausdorff_distance(gt, pred, spacing, percentile=95) == s.hausdorff(95)
-    assert average_surface_distance(gt, pred, spacing) == s.average_symmetric()
+    s = surface_distances(pred=pred, gt=gt, spacing=spacing)
+    assert normalized_surface_dice(pred, gt, 1.5, spacing) == s.normalized_surface_dice(1.5)
+    assert hausdorff_distance(pred, gt, spacing, percentile=95) == s.hausdorff(95)
+    assert average_surface_distance(pred, gt, spacing) == s.average_symmetric()
 
 
 # --------------------------------------------------------------------------------------------
@@ -475,13 +473,13 @@ def test_evaluate_case_equals_per_label_binary_metrics(method):
     for label, row in res.items():
         assert tuple(row) == METRIC_KEYS
         g, p = gt == label, pred == label
-        s = surface_distances(g, p, spacing, method=method)
+        s = surface_distances(pred=p, gt=g, spacing=spacing, method=method)
         expected = {
-            "dsc": dice_score(g, p),
-            "iou": iou_score(g, p),
-            "sensitivity": sensitivity(g, p),
-            "specificity": specificity(g, p),
-            "precision": precision(g, p),
+            "dsc": dice_score(p, g),
+            "iou": iou_score(p, g),
+            "sensitivity": sensitivity(pred=p, gt=g),
+            "specificity": specificity(pred=p, gt=g),
+            "precision": precision(pred=p, gt=g),
             "nsd": s.normalized_surface_dice(1.6),
             "hd": s.hausdorff(),
             "hd95": s.hausdorff(95),
@@ -528,38 +526,38 @@ def test_error_messages():
         ValueError,
         match=r"gt and pred must have the same shape; got gt.shape=\(4, 5\) and pred.shape=\(5, 4\)",
     ):
-        surface_distances(a2, b2.T)
+        surface_distances(pred=b2.T, gt=a2)
     with pytest.raises(ValueError, match=r"gt must be a 2D or 3D mask .*got ndim=1"):
-        surface_distances(np.zeros(5), np.zeros(5))
+        surface_distances(pred=np.zeros(5), gt=np.zeros(5))
     with pytest.raises(ValueError, match=r"gt must be a 2D or 3D mask .*got ndim=4 \(shape \(1, 2, 3, 4\)\)"):
         hausdorff_distance(np.zeros((1, 2, 3, 4)), np.zeros((1, 2, 3, 4)))
     with pytest.raises(
         ValueError, match=r"spacing: expected 2 values \(one per spatial axis\), got 3"
     ):
-        surface_distances(a2, b2, spacing=(1.0, 1.0, 1.0))
+        surface_distances(pred=b2, gt=a2, spacing=(1.0, 1.0, 1.0))
     with pytest.raises(ValueError, match=r"spacing: expected finite positive values.*\[1.0, 0.0\]"):
-        surface_distances(a2, b2, spacing=(1.0, 0.0))
+        surface_distances(pred=b2, gt=a2, spacing=(1.0, 0.0))
     with pytest.raises(ValueError, match=r"spacing: expected finite positive values.*-1.0"):
-        surface_distances(a2, b2, spacing=-1.0)
+        surface_distances(pred=b2, gt=a2, spacing=-1.0)
     with pytest.raises(TypeError, match=r"spacing: expected None, a number or a sequence of 2 numbers"):
-        surface_distances(a2, b2, spacing="1mm")
+        surface_distances(pred=b2, gt=a2, spacing="1mm")
     with pytest.raises(ValueError, match=r"tolerance must be a non-negative number of mm; got -0.5"):
-        normalized_surface_dice(a2, b2, -0.5)
+        normalized_surface_dice(b2, a2, -0.5)
     with pytest.raises(ValueError, match=r"tolerance must be a non-negative number of mm; got nan"):
-        surface_distances(a2, b2).normalized_surface_dice(float("nan"))
+        surface_distances(pred=b2, gt=a2).normalized_surface_dice(float("nan"))
     with pytest.raises(ValueError, match=r"percentile must be None or in \[0, 100\]; got 101"):
-        hausdorff_distance(a2, b2, percentile=101)
+        hausdorff_distance(b2, a2, percentile=101)
     with pytest.raises(ValueError, match=r"method must be one of \('surface', 'voxel'\); got 'edges'"):
-        surface_distances(a2, b2, method="edges")
+        surface_distances(pred=b2, gt=a2, method="edges")
     with pytest.raises(
         ValueError, match=r"pred must be a binary mask with values in \{0, 1\}; got values \[3\]"
     ):
-        surface_distances(a2, np.full((4, 5), 3))
-    with pytest.raises(ValueError, match=r"gt_labels and pred_labels must have the same shape"):
+        surface_distances(pred=np.full((4, 5), 3), gt=a2)
+    with pytest.raises(ValueError, match=r"gt and pred must have the same shape"):
         evaluate_case(np.zeros((4, 5), int), np.zeros((4, 6), int))
     with pytest.raises(
         ValueError,
-        match=r"pred_labels must be a label map with integer values; got non-integer values \[0.5\]",
+        match=r"pred must be a label map with integer values; got non-integer values \[0.5\]",
     ):
         evaluate_case(np.full((4, 5), 0.5), np.zeros((4, 5)))
     with pytest.raises(TypeError, match=r"labels must contain integers; got 1.5"):
@@ -570,11 +568,11 @@ def test_error_messages():
 
 def test_workers_argument():
     gt, pred, spacing = random_case(1)
-    assert surface_distances(gt, pred, spacing, workers=1).hausdorff(95) == surface_distances(
-        gt, pred, spacing
+    assert surface_distances(pred=pred, gt=gt, spacing=spacing, workers=1).hausdorff(95) == surface_distances(
+        pred=pred, gt=gt, spacing=spacing
     ).hausdorff(95)
     with pytest.raises(ValueError, match=r"workers must be a positive int or -1 \(all cores\); got 0"):
-        surface_distances(gt, pred, spacing, workers=0)
+        surface_distances(pred=pred, gt=gt, spacing=spacing, workers=0)
 
 
 @pytest.mark.parametrize("module", ["overlap", "surface", "case"])
@@ -586,3 +584,45 @@ def test_docstring_examples(module):
     mod = importlib.import_module(f"seglosses.metrics.{module}")
     result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+# --------------------------------------------------------------------------------------------
+# argument order: (pred, gt) everywhere, old calls kept (seglosses._checks.pred_gt)
+# --------------------------------------------------------------------------------------------
+
+
+def test_surface_metrics_take_pred_first_and_keep_old_calls():
+    gt = np.zeros((6, 7), bool)
+    gt[1:4, 1:4] = True
+    pred = np.zeros((6, 7), bool)
+    pred[1:5, 2:6] = True
+    sd = surface_distances(pred=pred, gt=gt, spacing=(0.5, 1.0))
+    assert not sd.gt_empty and sd.areas_gt.sum() < sd.areas_pred.sum()  # the named arrays, as named
+    with pytest.warns(DeprecationWarning, match=r"surface_distances: positional arrays are read in the old order"):
+        old = surface_distances(gt, pred, (0.5, 1.0))  # old (gt, pred, spacing): meaning kept
+    np.testing.assert_array_equal(old.areas_gt, sd.areas_gt)
+    np.testing.assert_array_equal(old.distances_pred_to_gt, sd.distances_pred_to_gt)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # symmetric: same value in either order, no warning
+        for fn, args in [
+            (normalized_surface_dice, (1.0, (0.5, 1.0))),
+            (hausdorff_distance, ((0.5, 1.0), 95)),
+            (average_surface_distance, ((0.5, 1.0),)),
+        ]:
+            names = {"normalized_surface_dice": ("tolerance", "spacing"), "hausdorff_distance": ("spacing", "percentile"),
+                     "average_surface_distance": ("spacing",)}[fn.__name__]
+            assert fn(pred, gt, *args) == fn(gt, pred, *args) == fn(pred=pred, gt=gt, **dict(zip(names, args)))
+
+
+def test_evaluate_case_keywords_and_deprecated_names():
+    gt = np.zeros((6, 8), int)
+    gt[1:4, 1:4] = 1
+    pred = gt.copy()
+    pred[1, 1] = 0
+    new = evaluate_case(pred=pred, gt=gt)
+    assert new == evaluate_case(pred, gt)  # positional order unchanged: prediction first
+    assert new[1]["sensitivity"] < 1.0 and new[1]["precision"] == 1.0
+    with pytest.warns(DeprecationWarning, match=r"evaluate_case: deprecated keyword\(s\) pred_labels=, gt_labels=; use pred=, gt="):
+        assert evaluate_case(pred_labels=pred, gt_labels=gt) == new
+    with pytest.raises(TypeError, match=r"got both pred_labels= \(deprecated\) and pred="):
+        evaluate_case(pred_labels=pred, pred=pred, gt=gt)

@@ -25,8 +25,11 @@ ValueError: reduction: expected one of ['mean', 'sum', 'none'], got 'avg'
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -49,6 +52,7 @@ __all__ = [
     "check_tolerance",
     "check_percentile",
     "check_method",
+    "pred_gt",
 ]
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -239,3 +243,80 @@ def check_method(method: Any) -> str:
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS!r}; got {method!r}")
     return method
+
+
+# ----------------------------------------------------------------------------- argument order (metrics)
+
+def pred_gt(
+    *, symmetric: bool, was_gt_first: bool = True, old_keywords: dict | None = None
+) -> Callable[[Callable], Callable]:
+    """Decorator of a metric ``fn(pred, gt, ...)``: every metric takes the prediction first.
+
+    The binary metrics used to take ``(gt, pred)`` (``dice_score(gt, pred)``), while
+    ``evaluate_case`` took ``(pred, gt)``. Now all take ``(pred, gt)``, with the keywords
+    ``pred=`` and ``gt=``. Older calls keep working, by this rule:
+
+    * a call that names the arrays (``pred=``, ``gt=``) is read as named (never ambiguous);
+    * metrics that already took the prediction first (``was_gt_first=False``: ``evaluate_case``)
+      read positional arrays as ``(pred, gt)``, as before;
+    * **order-symmetric metrics** (``symmetric=True``: Dice, IoU, NSD, HD, HD95, ASSD) read
+      positional arrays as ``(pred, gt)``: their value is the same in either order, so an old
+      positional call ``dice_score(gt, pred)`` gives the same number, without a warning;
+    * **order-dependent metrics** that took the ground truth first (``confusion``,
+      ``sensitivity``, ``specificity``, ``precision``, ``surface_distances``) document ``pred``
+      and ``gt`` as keyword-only. A positional call keeps its old meaning, ``(gt, pred)``, with a
+      ``DeprecationWarning`` (to be refused in a later release): old code neither breaks nor
+      silently changes its numbers, and code written from the signature is unambiguous;
+    * one positional array plus ``pred=`` (old style ``f(gt, pred=p)``): the positional array
+      is the ground truth, as before;
+    * ``old_keywords`` maps deprecated keyword names to the new ones (``pred_labels`` ->
+      ``pred``), with a ``DeprecationWarning``.
+    """
+    old_keywords = dict(old_keywords or {})
+    order_matters = was_gt_first and not symmetric
+
+    def decorator(fn: Callable) -> Callable:
+        sig = inspect.signature(fn)
+        name = fn.__name__
+        later = [p.name for p in list(sig.parameters.values())[2:] if p.kind is p.POSITIONAL_OR_KEYWORD]
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            renamed = [(old, new) for old, new in old_keywords.items() if old in kwargs]
+            for old, new in renamed:
+                if new in kwargs:
+                    raise TypeError(f"{name}: got both {old}= (deprecated) and {new}=; pass {new}= only")
+                kwargs[new] = kwargs.pop(old)
+            if renamed:
+                olds = ", ".join(f"{o}=" for o, _ in renamed)
+                news = ", ".join(f"{n}=" for _, n in renamed)
+                warnings.warn(f"{name}: deprecated keyword(s) {olds}; use {news}", DeprecationWarning, stacklevel=2)
+            if len(args) == 1 and "pred" in kwargs and "gt" not in kwargs:
+                kwargs["gt"], args = args[0], ()  # old style f(gt, pred=...)
+            elif order_matters and len(args) >= 2 and "pred" not in kwargs and "gt" not in kwargs:
+                warnings.warn(
+                    f"{name}: positional arrays are read in the old order (gt, pred), as before; this is "
+                    f"deprecated, pass them by keyword: {name}(pred=..., gt=...)",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
+                kwargs["gt"], kwargs["pred"] = args[0], args[1]
+                for pname, value in zip(later, args[2:]):  # e.g. the old surface_distances(gt, pred, spacing)
+                    if pname in kwargs:
+                        raise TypeError(f"{name}: got multiple values for argument {pname!r}")
+                    kwargs[pname] = value
+                if len(args) - 2 > len(later):
+                    raise TypeError(f"{name}: too many positional arguments ({len(args)})")
+                args = ()
+            elif order_matters and args:
+                raise TypeError(f"{name}: pass the arrays by keyword, {name}(pred=..., gt=...); got {len(args)} positional argument(s)")
+            return fn(*args, **kwargs)
+
+        if order_matters:  # document pred and gt as keyword-only
+            params = list(sig.parameters.values())
+            kw = inspect.Parameter.KEYWORD_ONLY
+            params = [p.replace(kind=kw) if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) else p for p in params]
+            wrapper.__signature__ = sig.replace(parameters=params)
+        return wrapper
+
+    return decorator

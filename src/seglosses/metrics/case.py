@@ -15,6 +15,7 @@ from .._checks import (
     check_spacing,
     check_spatial_ndim,
     check_tolerance,
+    pred_gt,
 )
 from .overlap import Confusion, _from_counts
 from .surface import _compute, _union_box
@@ -78,9 +79,10 @@ def _merge(a: tuple[slice, ...] | None, b: tuple[slice, ...] | None) -> tuple[sl
     return tuple(slice(min(x.start, y.start), max(x.stop, y.stop)) for x, y in zip(a, b))
 
 
+@pred_gt(symmetric=False, was_gt_first=False, old_keywords={"pred_labels": "pred", "gt_labels": "gt"})
 def evaluate_case(
-    pred_labels: Any,
-    gt_labels: Any,
+    pred: Any,
+    gt: Any,
     labels: Iterable[int] | int | None = None,
     spacing: Any = None,
     tolerance: float = 1.0,
@@ -89,12 +91,12 @@ def evaluate_case(
 ) -> dict[int, dict[str, float]]:
     """Evaluate one case: all overlap and surface metrics for every label of two label maps.
 
-    Note the argument order: **prediction first**, then ground truth (the binary metric functions
-    take ``(gt, pred)``); pass them by keyword to be safe.
+    Prediction first, then ground truth, as every metric (``pred=``, ``gt=``). The former keyword
+    names ``pred_labels=`` and ``gt_labels=`` still work, with a ``DeprecationWarning``.
 
     Parameters
     ----------
-    pred_labels, gt_labels : numpy.ndarray or torch.Tensor
+    pred, gt : numpy.ndarray or torch.Tensor
         2D or 3D integer label maps of the same shape (integral floats are accepted, e.g. from
         ``nibabel``'s ``get_fdata()``).
     labels : int or sequence of int, optional
@@ -135,7 +137,7 @@ def evaluate_case(
     >>> import numpy as np
     >>> gt = np.zeros((6, 8), int); gt[1:4, 1:4] = 1; gt[1:5, 5:7] = 2
     >>> pred = gt.copy(); pred[4, 5:7] = 0
-    >>> res = evaluate_case(pred, gt, spacing=(1.0, 1.0), tolerance=1.0)
+    >>> res = evaluate_case(pred=pred, gt=gt, spacing=(1.0, 1.0), tolerance=1.0)
     >>> sorted(res)
     [1, 2]
     >>> res[1]["dsc"], res[1]["hd"], res[1]["nsd"]
@@ -143,10 +145,10 @@ def evaluate_case(
     >>> round(res[2]["dsc"], 4), res[2]["hd95"], res[2]["sensitivity"], res[2]["precision"]
     (0.8571, 1.0, 0.75, 1.0)
     """
-    pred = as_label_map(pred_labels, "pred_labels")
-    gt = as_label_map(gt_labels, "gt_labels")
-    check_same_shape(gt, pred, "gt_labels", "pred_labels")
-    check_spatial_ndim(gt, "gt_labels")
+    pred = as_label_map(pred, "pred")
+    gt = as_label_map(gt, "gt")
+    check_same_shape(gt, pred)
+    check_spatial_ndim(gt, "gt")
     sp = check_spacing(spacing, gt.ndim)
     tol = check_tolerance(tolerance)
     method = check_method(method)

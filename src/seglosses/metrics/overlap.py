@@ -1,8 +1,12 @@
 r"""Overlap metrics of binary masks: Dice, IoU, sensitivity, specificity, precision.
 
-All functions take the ground truth first, ``(gt, pred)``, as numpy arrays or torch tensors of the
-same shape (any number of dimensions) holding 0/1 or bool values, and return a Python ``float``.
-They are computed from exact integer counts (:func:`confusion`).
+All functions take the prediction first, ``(pred, gt)`` (keywords ``pred=``, ``gt=``), as numpy
+arrays or torch tensors of the same shape (any number of dimensions) holding 0/1 or bool values,
+and return a Python ``float``. They are computed from exact integer counts (:func:`confusion`).
+Dice and IoU do not depend on the order; ``confusion``, ``sensitivity``, ``specificity`` and
+``precision`` do, so they take ``pred=`` and ``gt=`` by keyword (an old positional call
+``sensitivity(gt, pred)`` still works, with a ``DeprecationWarning``; the rule is in
+:func:`seglosses._checks.pred_gt`).
 
 Empty masks (decided once, for every ratio below): a ratio whose denominator is zero is **1.0 when
 the prediction equals the ground truth** (no false positive and no false negative) and **0.0
@@ -35,7 +39,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._checks import as_binary_mask, check_same_shape
+from .._checks import as_binary_mask, check_same_shape, pred_gt
 
 __all__ = ["Confusion", "confusion", "dice_score", "iou_score", "precision", "sensitivity", "specificity"]
 
@@ -55,6 +59,7 @@ class Confusion(NamedTuple):
 
 
 def _binary_pair(gt: Any, pred: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(g, p)`` as bool arrays of the same shape (private helper: ground truth first)."""
     g = as_binary_mask(gt, "gt")
     p = as_binary_mask(pred, "pred")
     check_same_shape(g, p)
@@ -70,12 +75,13 @@ def _counts(g: np.ndarray, p: np.ndarray) -> Confusion:
     return Confusion(tp=tp, fp=fp, fn=fn, tn=int(g.size) - tp - fp - fn)
 
 
-def confusion(gt: Any, pred: Any) -> Confusion:
+@pred_gt(symmetric=False)
+def confusion(pred: Any, gt: Any) -> Confusion:
     """Count true positives, false positives, false negatives and true negatives.
 
     Parameters
     ----------
-    gt, pred : numpy.ndarray or torch.Tensor
+    pred, gt : numpy.ndarray or torch.Tensor
         Binary masks of the same shape (bool, or integer/floating with values in {0, 1}).
 
     Returns
@@ -95,7 +101,7 @@ def confusion(gt: Any, pred: Any) -> Confusion:
     >>> import numpy as np
     >>> gt = np.array([[1, 1, 0, 0]])
     >>> pred = np.array([[0, 1, 1, 0]])
-    >>> confusion(gt, pred)
+    >>> confusion(pred=pred, gt=gt)
     Confusion(tp=1, fp=1, fn=1, tn=1)
     """
     return _counts(*_binary_pair(gt, pred))
@@ -118,14 +124,15 @@ def _from_counts(c: Confusion) -> dict[str, float]:
     }
 
 
-def dice_score(gt: Any, pred: Any) -> float:
+@pred_gt(symmetric=True)
+def dice_score(pred: Any, gt: Any) -> float:
     r"""Dice similarity coefficient (DSC) of two binary masks.
 
     .. math:: \mathrm{DSC} = \frac{2\,|G \cap P|}{|G| + |P|} = \frac{2\,TP}{2\,TP + FP + FN}
 
     Parameters
     ----------
-    gt, pred : numpy.ndarray or torch.Tensor
+    pred, gt : numpy.ndarray or torch.Tensor
         Binary masks of the same shape (bool, or values in {0, 1}).
 
     Returns
@@ -143,16 +150,17 @@ def dice_score(gt: Any, pred: Any) -> float:
     >>> import numpy as np
     >>> gt = np.array([[1, 1, 0, 0]])
     >>> pred = np.array([[0, 1, 1, 0]])
-    >>> dice_score(gt, pred)
+    >>> dice_score(pred, gt)
     0.5
     >>> dice_score(np.zeros((2, 2)), np.zeros((2, 2)))
     1.0
     """
-    c = confusion(gt, pred)
+    c = _counts(*_binary_pair(gt, pred))
     return _ratio(2 * c.tp, 2 * c.tp + c.fp + c.fn, c)
 
 
-def iou_score(gt: Any, pred: Any) -> float:
+@pred_gt(symmetric=True)
+def iou_score(pred: Any, gt: Any) -> float:
     r"""Intersection over union (Jaccard index) of two binary masks.
 
     .. math:: \mathrm{IoU} = \frac{|G \cap P|}{|G \cup P|} = \frac{TP}{TP + FP + FN}
@@ -174,11 +182,12 @@ def iou_score(gt: Any, pred: Any) -> float:
     >>> iou_score(np.array([1, 1, 0, 0]), np.array([0, 1, 1, 0]))
     0.3333333333333333
     """
-    c = confusion(gt, pred)
+    c = _counts(*_binary_pair(gt, pred))
     return _ratio(c.tp, c.tp + c.fp + c.fn, c)
 
 
-def sensitivity(gt: Any, pred: Any) -> float:
+@pred_gt(symmetric=False)
+def sensitivity(pred: Any, gt: Any) -> float:
     r"""Sensitivity (recall, true positive rate): the fraction of the ground truth that is found.
 
     .. math:: \mathrm{Sens} = \frac{TP}{TP + FN}
@@ -192,16 +201,18 @@ def sensitivity(gt: Any, pred: Any) -> float:
     Examples
     --------
     >>> import numpy as np
-    >>> sensitivity(np.array([1, 1, 0, 0]), np.array([0, 1, 1, 1]))
+    >>> sensitivity(pred=np.array([0, 1, 1, 1]), gt=np.array([1, 1, 0, 0]))
     0.5
-    >>> sensitivity(np.array([0, 0]), np.array([0, 0])), sensitivity(np.array([0, 0]), np.array([0, 1]))
+    >>> empty = np.array([0, 0])
+    >>> sensitivity(pred=empty, gt=empty), sensitivity(pred=np.array([0, 1]), gt=empty)
     (1.0, 0.0)
     """
-    c = confusion(gt, pred)
+    c = _counts(*_binary_pair(gt, pred))
     return _ratio(c.tp, c.tp + c.fn, c)
 
 
-def specificity(gt: Any, pred: Any) -> float:
+@pred_gt(symmetric=False)
+def specificity(pred: Any, gt: Any) -> float:
     r"""Specificity (true negative rate): the fraction of the background correctly left out.
 
     .. math:: \mathrm{Spec} = \frac{TN}{TN + FP}
@@ -215,14 +226,15 @@ def specificity(gt: Any, pred: Any) -> float:
     Examples
     --------
     >>> import numpy as np
-    >>> specificity(np.array([1, 1, 0, 0]), np.array([0, 1, 1, 0]))
+    >>> specificity(pred=np.array([0, 1, 1, 0]), gt=np.array([1, 1, 0, 0]))
     0.5
     """
-    c = confusion(gt, pred)
+    c = _counts(*_binary_pair(gt, pred))
     return _ratio(c.tn, c.tn + c.fp, c)
 
 
-def precision(gt: Any, pred: Any) -> float:
+@pred_gt(symmetric=False)
+def precision(pred: Any, gt: Any) -> float:
     r"""Precision (positive predictive value): the fraction of the prediction that is correct.
 
     .. math:: \mathrm{Prec} = \frac{TP}{TP + FP}
@@ -236,10 +248,10 @@ def precision(gt: Any, pred: Any) -> float:
     Examples
     --------
     >>> import numpy as np
-    >>> precision(np.array([1, 1, 0, 0]), np.array([0, 1, 1, 1]))
+    >>> precision(pred=np.array([0, 1, 1, 1]), gt=np.array([1, 1, 0, 0]))
     0.3333333333333333
-    >>> precision(np.array([1, 0]), np.array([0, 0]))
+    >>> precision(pred=np.array([0, 0]), gt=np.array([1, 0]))
     0.0
     """
-    c = confusion(gt, pred)
+    c = _counts(*_binary_pair(gt, pred))
     return _ratio(c.tp, c.tp + c.fp, c)

@@ -98,6 +98,7 @@ from .._checks import (
     check_spacing,
     check_spatial_ndim,
     check_tolerance,
+    pred_gt,
 )
 
 __all__ = [
@@ -395,14 +396,15 @@ def _checked_pair(gt: Any, pred: Any, spacing: Any) -> tuple[np.ndarray, np.ndar
 # ---------------------------------------------------------------------------------------------
 
 
+@pred_gt(symmetric=False)
 def surface_distances(
-    gt: Any, pred: Any, spacing: Any = None, *, method: str = "surface", workers: int = -1
+    pred: Any, gt: Any, spacing: Any = None, *, method: str = "surface", workers: int = -1
 ) -> SurfaceDistances:
     """Compute the surface elements of two masks and their distances to the other surface, once.
 
     Parameters
     ----------
-    gt, pred : numpy.ndarray or torch.Tensor
+    pred, gt : numpy.ndarray or torch.Tensor
         2D or 3D binary masks of the same shape (bool, or values in {0, 1}); no batch/channel axis.
     spacing : float or sequence of float, optional
         Voxel spacing in mm per axis, numpy axis order (``(z, y, x)`` for a ``(Z, Y, X)`` array).
@@ -440,7 +442,7 @@ def surface_distances(
     >>> import numpy as np
     >>> gt = np.zeros((5, 7), bool); gt[1:4, 1:4] = True
     >>> pred = np.zeros((5, 7), bool); pred[1:4, 3:6] = True
-    >>> sd = surface_distances(gt, pred, spacing=(0.5, 0.5))
+    >>> sd = surface_distances(pred=pred, gt=gt, spacing=(0.5, 0.5))
     >>> sd.hausdorff(), sd.hausdorff(percentile=95)
     (1.0, 1.0)
     >>> round(sd.normalized_surface_dice(0.5), 4), sd.normalized_surface_dice(1.0)
@@ -450,14 +452,14 @@ def surface_distances(
 
     The same masks with MONAI's edge-voxel definition:
 
-    >>> sv = surface_distances(gt, pred, spacing=(0.5, 0.5), method="voxel")
+    >>> sv = surface_distances(pred=pred, gt=gt, spacing=(0.5, 0.5), method="voxel")
     >>> sv.normalized_surface_dice(0.5), sv.hausdorff()
     (0.625, 1.0)
 
     Empty masks:
 
     >>> empty = np.zeros_like(gt)
-    >>> surface_distances(empty, empty).hausdorff(), surface_distances(gt, empty).hausdorff()
+    >>> surface_distances(pred=empty, gt=empty).hausdorff(), surface_distances(pred=empty, gt=gt).hausdorff()
     (0.0, inf)
     """
     g, p, sp = _checked_pair(gt, pred, spacing)
@@ -471,8 +473,9 @@ def surface_distances(
     return _compute(g, p, sp, check_method(method), int(workers))
 
 
+@pred_gt(symmetric=True)
 def normalized_surface_dice(
-    gt: Any, pred: Any, tolerance: float, spacing: Any = None, *, method: str = "surface"
+    pred: Any, gt: Any, tolerance: float, spacing: Any = None, *, method: str = "surface"
 ) -> float:
     r"""Normalized surface Dice (surface Dice at tolerance) of two binary masks.
 
@@ -485,7 +488,7 @@ def normalized_surface_dice(
 
     Parameters
     ----------
-    gt, pred : numpy.ndarray or torch.Tensor
+    pred, gt : numpy.ndarray or torch.Tensor
         2D or 3D binary masks of the same shape.
     tolerance : float
         Tolerance :math:`\tau` in mm, ``>= 0``. Distances exactly equal to it count as within.
@@ -509,19 +512,20 @@ def normalized_surface_dice(
     >>> import numpy as np
     >>> gt = np.zeros((5, 7), bool); gt[1:4, 1:4] = True
     >>> pred = np.zeros((5, 7), bool); pred[1:4, 2:5] = True
-    >>> round(normalized_surface_dice(gt, pred, tolerance=0.0), 4)
+    >>> round(normalized_surface_dice(pred, gt, tolerance=0.0), 4)
     0.5
-    >>> normalized_surface_dice(gt, pred, tolerance=1.0)
+    >>> normalized_surface_dice(pred, gt, tolerance=1.0)
     1.0
-    >>> normalized_surface_dice(gt, np.zeros_like(gt), tolerance=1.0)
+    >>> normalized_surface_dice(np.zeros_like(gt), gt, tolerance=1.0)
     0.0
     """
     tol = check_tolerance(tolerance)
-    return surface_distances(gt, pred, spacing, method=method).normalized_surface_dice(tol)
+    return surface_distances(pred=pred, gt=gt, spacing=spacing, method=method).normalized_surface_dice(tol)
 
 
+@pred_gt(symmetric=True)
 def hausdorff_distance(
-    gt: Any, pred: Any, spacing: Any = None, percentile: float | None = None, *, method: str = "surface"
+    pred: Any, gt: Any, spacing: Any = None, percentile: float | None = None, *, method: str = "surface"
 ) -> float:
     r"""(Percentile) Hausdorff distance in mm between the surfaces of two binary masks.
 
@@ -533,7 +537,7 @@ def hausdorff_distance(
 
     Parameters
     ----------
-    gt, pred : numpy.ndarray or torch.Tensor
+    pred, gt : numpy.ndarray or torch.Tensor
         2D or 3D binary masks of the same shape.
     spacing : float or sequence of float, optional
         Voxel spacing in mm per axis (numpy axis order); default 1 mm.
@@ -559,16 +563,17 @@ def hausdorff_distance(
     >>> import numpy as np
     >>> gt = np.zeros((8, 4, 4), bool); gt[1:3, 1:3, 1:3] = True
     >>> pred = np.roll(gt, 3, axis=0)
-    >>> hausdorff_distance(gt, pred, spacing=(2.0, 1.0, 1.0))
+    >>> hausdorff_distance(pred, gt, spacing=(2.0, 1.0, 1.0))
     6.0
-    >>> hausdorff_distance(gt, pred, spacing=(2.0, 1.0, 1.0), percentile=95)
+    >>> hausdorff_distance(pred, gt, spacing=(2.0, 1.0, 1.0), percentile=95)
     6.0
     """
     q = check_percentile(percentile)
-    return surface_distances(gt, pred, spacing, method=method).hausdorff(q)
+    return surface_distances(pred=pred, gt=gt, spacing=spacing, method=method).hausdorff(q)
 
 
-def average_surface_distance(gt: Any, pred: Any, spacing: Any = None, *, method: str = "surface") -> float:
+@pred_gt(symmetric=True)
+def average_surface_distance(pred: Any, gt: Any, spacing: Any = None, *, method: str = "surface") -> float:
     r"""Average symmetric surface distance (ASSD) in mm between two binary masks.
 
     .. math:: \mathrm{ASSD} = \frac{\sum_{x \in \partial G} a_x d_{G\to P}(x)
@@ -579,7 +584,7 @@ def average_surface_distance(gt: Any, pred: Any, spacing: Any = None, *, method:
 
     Parameters
     ----------
-    gt, pred : numpy.ndarray or torch.Tensor
+    pred, gt : numpy.ndarray or torch.Tensor
         2D or 3D binary masks of the same shape.
     spacing : float or sequence of float, optional
         Voxel spacing in mm per axis (numpy axis order); default 1 mm.
@@ -602,7 +607,7 @@ def average_surface_distance(gt: Any, pred: Any, spacing: Any = None, *, method:
     >>> gt = np.zeros((5, 7), bool); gt[1:4, 1:4] = True
     >>> average_surface_distance(gt, gt)
     0.0
-    >>> average_surface_distance(gt, np.zeros_like(gt))
+    >>> average_surface_distance(np.zeros_like(gt), gt)
     inf
     """
-    return surface_distances(gt, pred, spacing, method=method).average_symmetric()
+    return surface_distances(pred=pred, gt=gt, spacing=spacing, method=method).average_symmetric()
