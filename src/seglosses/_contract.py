@@ -103,6 +103,10 @@ class Prepared:
         foreground / multi-hot target in binary and multilabel mode.
     valid : Tensor or None
         ``(N, *spatial)`` float32 (float64 for float64 logits) mask of voxels that count (``None``: all count).
+    shared : SharedPass
+        What the terms of one compound loss call compute together (the compound handshake).
+
+    ``probs``, ``log_probs``, ``log_probs_neg`` and ``onehot()`` are computed on first use and cached.
     """
 
     logits: Tensor
@@ -111,7 +115,6 @@ class Prepared:
     labels: Optional[Tensor]
     dense: Optional[Tensor]
     valid: Optional[Tensor]
-    ignore_index: Optional[int] = None
     #: the compound handshake (see :class:`SharedPass`)
     shared: SharedPass = field(default_factory=SharedPass, repr=False)
     # lazily computed, cached values (see the properties below)
@@ -132,10 +135,6 @@ class Prepared:
     @property
     def spatial_shape(self) -> tuple:
         return tuple(self.logits.shape[2:])
-
-    @property
-    def is_sigmoid(self) -> bool:
-        return self.mode != "multiclass"
 
     @property
     def dtype(self) -> torch.dtype:
@@ -221,14 +220,6 @@ class Prepared:
         else:
             v = self.valid.flatten(1).sum(1)
         return v.sum() if batch else v
-
-    def hard_target(self) -> Tensor:
-        """Target as an integer label map ``(N, *spatial)`` (argmax of a soft target)."""
-        if self.labels is not None:
-            return self.labels
-        if self.mode == "multiclass":
-            return self.dense.argmax(1)
-        return (self.dense > 0.5).long()
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -347,5 +338,4 @@ def prepare(
         labels=labels,
         dense=dense,
         valid=valid,
-        ignore_index=ignore_index,
     )
