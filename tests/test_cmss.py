@@ -14,6 +14,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from _inputs import blob_labels, generator
 
 from seglosses.functional import cmss_loss, structural
 
@@ -93,12 +94,7 @@ def reference_cmss(x, target, *, mode="multiclass", from_logits=True, window=3, 
 
 
 def _labels(shape, c, seed, p_empty=False):
-    g = torch.Generator().manual_seed(seed)
-    n, spatial = shape[0], shape[2:]
-    # blobs: smoothed noise, argmax over classes
-    scores = torch.rand((n, c) + spatial, generator=g)
-    scores = _POOL[len(spatial)](scores, 3, stride=1, padding=1, count_include_pad=False)
-    target = scores.argmax(1)
+    target = blob_labels((shape[0], c) + tuple(shape[2:]), generator(seed))
     if p_empty:
         target[0] = 0  # sample 0: empty foreground (every window constant)
     return target

@@ -10,29 +10,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _inputs import contract_batch
 
 import seglosses
 from seglosses import build_loss, list_losses, loss_info
 
 ALL = list_losses()
 BASIC = [n for n in ALL if loss_info(n).category != "compound" or loss_info(n).spec is None]
-
-
-def _inputs(mode: str, spatial=(6, 7), n=2, c=3, seed=0, dtype=torch.float32):
-    g = torch.Generator().manual_seed(seed)
-    if mode == "binary":
-        c = 1
-    logits = torch.randn((n, c) + tuple(spatial), generator=g, dtype=dtype) * 2
-    if mode == "multiclass":
-        target = torch.randint(0, c, (n,) + tuple(spatial), generator=g)
-        # make every class present in sample 0 so region terms see all classes
-        target.view(n, -1)[0, :c] = torch.arange(c)
-    elif mode == "binary":
-        target = (torch.rand((n,) + tuple(spatial), generator=g) > 0.6).long()
-        target.view(n, -1)[:, 0] = 1
-    else:
-        target = (torch.rand((n, c) + tuple(spatial), generator=g) > 0.6).float()
-    return logits, target
 
 
 def _cases(name):
@@ -57,7 +41,7 @@ def _id(case):
 @pytest.mark.parametrize("case", CASES, ids=[_id(c) for c in CASES])
 def test_finite_value_and_gradient(case):
     name, mode, spatial = case
-    logits, target = _inputs(mode, spatial)
+    logits, target = contract_batch(mode, spatial)
     logits.requires_grad_(True)
     loss = build_loss(name, mode=mode)
     value = loss(logits, target)
@@ -73,7 +57,7 @@ def test_finite_value_and_gradient(case):
 def test_module_equals_functional(name):
     info = loss_info(name)
     mode = "multiclass" if "multiclass" in info.modes else info.modes[0]
-    logits, target = _inputs(mode)
+    logits, target = contract_batch(mode)
     module_value = build_loss(name, mode=mode)(logits, target)
     if info.spec is not None:  # named compound: the weighted sum of its terms' functional forms
         from seglosses.registry import parse_spec
@@ -88,7 +72,7 @@ def test_module_equals_functional(name):
 def test_gradcheck_float64(name):
     info = loss_info(name)
     mode = "multiclass" if "multiclass" in info.modes else info.modes[0]
-    logits, target = _inputs(mode, spatial=(4, 5), n=2, seed=3, dtype=torch.float64)
+    logits, target = contract_batch(mode, spatial=(4, 5), n=2, seed=3, dtype=torch.float64)
     logits.requires_grad_(True)
     loss = build_loss(name, mode=mode)
     value = loss(logits, target)
@@ -102,7 +86,7 @@ def test_reduction_none_sums_to_sum(name):
     if "reduction" not in info.defaults:
         pytest.skip(f"{name} has no reduction option")
     mode = "multiclass" if "multiclass" in info.modes else info.modes[0]
-    logits, target = _inputs(mode)
+    logits, target = contract_batch(mode)
     none = build_loss(name, mode=mode, reduction="none")(logits, target)
     total = build_loss(name, mode=mode, reduction="sum")(logits, target)
     assert none.ndim >= 1, f"{name}: reduction='none' must keep the loss elements, got a scalar"
@@ -116,7 +100,7 @@ def test_reduction_none_sums_to_sum(name):
 def test_half_precision_input_gives_finite_float32(name, dtype):
     info = loss_info(name)
     mode = "multiclass" if "multiclass" in info.modes else info.modes[0]
-    logits, target = _inputs(mode)
+    logits, target = contract_batch(mode)
     logits = logits.to(dtype).requires_grad_(True)
     value = build_loss(name, mode=mode)(logits, target)
     assert value.dtype == torch.float32
@@ -129,7 +113,7 @@ def test_half_precision_input_gives_finite_float32(name, dtype):
 def test_huge_logits_are_finite(name):
     info = loss_info(name)
     for mode in info.modes:
-        logits, target = _inputs(mode)
+        logits, target = contract_batch(mode)
         logits = (torch.sign(logits) * 1e4).requires_grad_(True)
         value = build_loss(name, mode=mode)(logits, target)
         assert torch.isfinite(value), f"{name} ({mode}): non-finite loss for logits of magnitude 1e4"
@@ -143,7 +127,7 @@ def test_all_ignored_batch_is_finite_with_zero_gradient(name):
     mode = "multiclass" if "multiclass" in info.modes else "binary"
     if mode not in info.modes:
         pytest.skip(f"{name} supports no label-map mode")
-    logits, target = _inputs(mode)
+    logits, target = contract_batch(mode)
     logits.requires_grad_(True)
     target = torch.full_like(target, 255)
     value = build_loss(name, mode=mode, ignore_index=255)(logits, target)
@@ -159,7 +143,7 @@ def test_ignored_voxels_do_not_matter(name):
     info = loss_info(name)
     if "multiclass" not in info.modes:
         pytest.skip("label-map multiclass only")
-    logits, target = _inputs("multiclass", spatial=(8, 8))
+    logits, target = contract_batch("multiclass", spatial=(8, 8))
     target = target.clone()
     target[:, :2] = 255
     a = build_loss(name, ignore_index=255)(logits, target)
@@ -175,7 +159,7 @@ def test_probabilities_input(name):
     info = loss_info(name)
     if "multiclass" not in info.modes:
         pytest.skip("multiclass only")
-    logits, target = _inputs("multiclass")
+    logits, target = contract_batch("multiclass")
     a = build_loss(name)(logits, target)
     b = build_loss(name, from_logits=False)(torch.softmax(logits, 1), target)
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
@@ -186,7 +170,7 @@ def test_onehot_target_equals_label_map(name):
     info = loss_info(name)
     if "multiclass" not in info.modes:
         pytest.skip("multiclass only")
-    logits, target = _inputs("multiclass")
+    logits, target = contract_batch("multiclass")
     onehot = torch.nn.functional.one_hot(target, 3).movedim(-1, 1).float()
     torch.testing.assert_close(build_loss(name)(logits, target), build_loss(name)(logits, onehot), rtol=1e-5, atol=1e-6)
 
@@ -198,7 +182,7 @@ def test_input_errors_name_argument_expected_and_actual(name):
     info = loss_info(name)
     loss = build_loss(name)
     if "multiclass" in info.modes:
-        logits, target = _inputs("multiclass")
+        logits, target = contract_batch("multiclass")
         with pytest.raises(ValueError, match=r"target: .*\(2, 6, 7\).*got shape \(2, 5, 7\)"):
             loss(logits, target[:, :5])
         bad = target.clone()

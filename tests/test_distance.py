@@ -10,6 +10,7 @@ from conftest import require
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from _inputs import blob_masks
 
 from seglosses import distance
 from seglosses.distance import (
@@ -30,13 +31,6 @@ def _no_backend_env(monkeypatch):
     monkeypatch.delenv(distance.BACKEND_ENV, raising=False)
 
 
-def _blobs(shape, seed=0, p=0.45):
-    """Random masks with some structure (smoothed noise), touching the border."""
-    ndi = require("scipy.ndimage")
-    rng = np.random.default_rng(seed)
-    return ndi.uniform_filter(rng.random(shape), size=3) > p
-
-
 def _scipy_edt(mask, spacing=None):
     ndi = require("scipy.ndimage")
     return ndi.distance_transform_edt(mask, sampling=spacing)
@@ -51,7 +45,7 @@ def _scipy_edt(mask, spacing=None):
 )
 def test_distance_transform_equals_scipy_anisotropic(backend, shape, spacing):
     for seed in range(3):
-        mask = _blobs(shape, seed)
+        mask = blob_masks(shape, seed)
         ours = distance_transform(mask, spacing=spacing, backend=backend)
         assert ours.dtype == np.float32 and ours.shape == mask.shape
         np.testing.assert_allclose(ours, _scipy_edt(mask, spacing), rtol=1e-6, atol=1e-5)
@@ -97,7 +91,7 @@ def test_edge_cases(backend):
 
 
 def test_torch_in_torch_out_and_numpy_in_numpy_out():
-    mask = torch.from_numpy(_blobs((9, 8), 1))
+    mask = torch.from_numpy(blob_masks((9, 8), 1))
     out = distance_transform(mask)
     assert isinstance(out, torch.Tensor) and out.dtype == torch.float32 and out.device == mask.device
     np.testing.assert_allclose(out.numpy(), _scipy_edt(mask.numpy()), rtol=1e-6, atol=1e-5)
@@ -120,7 +114,7 @@ def test_backend_selection_argument_and_environment(monkeypatch):
 
 
 def test_environment_backend_is_used_and_agrees(monkeypatch):
-    target = np.stack([np.argmax(np.stack([_blobs((10, 12), s) for s in range(3)]), 0) for _ in range(2)])
+    target = np.stack([np.argmax(np.stack([blob_masks((10, 12), s) for s in range(3)]), 0) for _ in range(2)])
     ref = signed_distance_map(target, 3, (1.0, 1.5))
     calls = []
     real = distance._edt_fg

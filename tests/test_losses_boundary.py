@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import require
+from _inputs import blob_batch
 
 import seglosses
 from seglosses import build_loss
@@ -25,21 +26,6 @@ from seglosses.transforms import PrecomputeDistanceMaps
 
 MAP_LOSSES = ["dpce", "boundary", "hausdorff", "shape_aware"]
 ALL_HERE = MAP_LOSSES + ["cmss", "dice_bd", "dice_hd"]
-
-
-def _case(shape=(2, 3, 12, 13), seed=0, informative=True):
-    """Logits correlated with a blob-like label map, so that masks have real boundaries."""
-    g = torch.Generator().manual_seed(seed)
-    n, c = shape[:2]
-    spatial = shape[2:]
-    scores = torch.rand((n, c) + spatial, generator=g)
-    pool = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}[len(spatial)]
-    scores = pool(scores, 3, stride=1, padding=1, count_include_pad=False)
-    target = scores.argmax(1)
-    logits = torch.randn(shape, generator=g) * 1.5
-    if informative:
-        logits = logits + 3 * F.one_hot(target, c).movedim(-1, 1).float()
-    return logits, target
 
 
 def _scipy_edt(mask, spacing=None):
@@ -65,7 +51,7 @@ def _kervadec_boundary(probs: torch.Tensor, target: torch.Tensor, idc, spacing=N
 
 @pytest.mark.parametrize("shape, spacing", [((2, 3, 12, 13), None), ((2, 4, 7, 8, 9), (2.0, 1.0, 0.5)), ((3, 3, 30), (0.5,))])
 def test_boundary_equals_kervadec_formula(shape, spacing):
-    logits, target = _case(shape)
+    logits, target = blob_batch(shape)
     probs = torch.softmax(logits, 1)
     c = shape[1]
     expected = _kervadec_boundary(probs, target, list(range(1, c)), spacing)
@@ -77,7 +63,7 @@ def test_boundary_equals_kervadec_formula(shape, spacing):
 
 
 def test_boundary_binary_and_multilabel():
-    logits, target = _case((2, 2, 10, 11), seed=1)
+    logits, target = blob_batch((2, 2, 10, 11), seed=1)
     fg = (target == 1).long()
     probs = torch.sigmoid(logits[:, 1:])
     expected = _kervadec_boundary(torch.cat([1 - probs, probs], 1), fg, [1], None)  # the foreground channel
@@ -94,7 +80,7 @@ def test_boundary_binary_and_multilabel():
 @pytest.mark.parametrize("shape", [(2, 4, 14, 15), (2, 3, 8, 9, 10)])
 def test_hausdorff_equals_monai_multiclass(shape, alpha, include_background):
     monai = require("monai.losses")
-    logits, target = _case(shape, seed=2)
+    logits, target = blob_batch(shape, seed=2)
     ref = monai.HausdorffDTLoss(alpha=alpha, include_background=include_background, softmax=True, to_onehot_y=True)
     x1 = logits.clone().requires_grad_(True)
     x2 = logits.clone().requires_grad_(True)
@@ -112,7 +98,7 @@ def test_hausdorff_equals_monai_multiclass(shape, alpha, include_background):
 @pytest.mark.parametrize("shape", [(2, 1, 16, 12), (2, 3, 7, 8, 6)])
 def test_hausdorff_equals_monai_sigmoid(shape):
     monai = require("monai.losses")
-    logits, target = _case((shape[0], max(2, shape[1])) + shape[2:], seed=3)
+    logits, target = blob_batch((shape[0], max(2, shape[1])) + shape[2:], seed=3)
     if shape[1] == 1:
         logits, tgt = logits[:, 1:2], (target == 1).float().unsqueeze(1)
         mode = "binary"
@@ -133,7 +119,7 @@ def test_hausdorff_hand_computed_with_spacing():
 
 
 def test_hausdorff_works_with_grad_and_does_not_backprop_through_maps():
-    logits, target = _case((2, 3, 9, 10))
+    logits, target = blob_batch((2, 3, 9, 10))
     logits.requires_grad_(True)
     value = hausdorff_loss(logits, target)
     value.backward()
@@ -161,7 +147,7 @@ def _penalty_reference(mask: np.ndarray) -> np.ndarray:
 
 
 def test_dpce_differs_from_ce_and_equals_the_formula():
-    logits, target = _case((2, 3, 11, 12), seed=5)
+    logits, target = blob_batch((2, 3, 11, 12), seed=5)
     value = dpce_loss(logits, target)
     ce = ce_loss(logits, target)
     assert float(value) > float(ce) + 1e-3  # a real weighting, not the published plain-CE bug
@@ -192,7 +178,7 @@ def test_dpce_empty_ground_truth_is_plain_ce_not_nan():
 
 def test_shape_aware_E_as_documented():
     ndi = require("scipy.ndimage")
-    logits, target = _case((2, 3, 13, 12), seed=6)
+    logits, target = blob_batch((2, 3, 13, 12), seed=6)
     logits = logits + torch.randn(logits.shape, generator=torch.Generator().manual_seed(1)) * 2  # imperfect prediction
     value = shape_aware_loss(logits, target, spacing=(1.0, 2.0))
     hard = logits.argmax(1)
@@ -241,7 +227,7 @@ def _cmss_reference(probs, onehot, logp, window=3, c4=0.01, beta=0.1):
 
 @pytest.mark.parametrize("window", [3, 5])
 def test_cmss_equals_direct_formula(window):
-    logits, target = _case((2, 3, 9, 8), seed=7)
+    logits, target = blob_batch((2, 3, 9, 8), seed=7)
     logits = logits.double()
     onehot = F.one_hot(target, 3).movedim(-1, 1).double()
     expected = _cmss_reference(torch.softmax(logits, 1), onehot, torch.log_softmax(logits, 1), window)
@@ -251,7 +237,7 @@ def test_cmss_equals_direct_formula(window):
 
 
 def test_cmss_argument_errors():
-    logits, target = _case((1, 3, 5, 5))
+    logits, target = blob_batch((1, 3, 5, 5))
     with pytest.raises(ValueError, match="window_size: expected an odd positive int, got 4"):
         cmss_loss(logits, target, window_size=4)
     with pytest.raises(ValueError, match="beta"):
@@ -266,7 +252,7 @@ _MAP_FN = {"dpce": penalty_map, "boundary": signed_distance_map, "hausdorff": un
 @pytest.mark.parametrize("name", MAP_LOSSES)
 @pytest.mark.parametrize("shape", [(2, 3, 10, 11), (2, 3, 6, 7, 8)])
 def test_precomputed_map_equals_on_the_fly(name, shape):
-    logits, target = _case(shape, seed=8)
+    logits, target = blob_batch(shape, seed=8)
     spacing = (1.5,) + (1.0,) * (len(shape) - 3)
     loss = build_loss(name, spacing=spacing)
     dmap = _MAP_FN[name](target, shape[1], spacing)
@@ -279,7 +265,7 @@ def test_precomputed_map_equals_on_the_fly(name, shape):
 
 @pytest.mark.parametrize("name, map_name", [("dice_bd", "boundary"), ("dice_hd", "hausdorff")])
 def test_compounds_pass_the_precomputed_map(name, map_name):
-    logits, target = _case((2, 3, 10, 9), seed=9)
+    logits, target = blob_batch((2, 3, 10, 9), seed=9)
     dmap = _MAP_FN[map_name](target, 3)
     a, b = build_loss(name), build_loss(name)
     a.set_epoch(40)
@@ -288,7 +274,7 @@ def test_compounds_pass_the_precomputed_map(name, map_name):
 
 
 def test_distance_map_shape_error_names_argument():
-    logits, target = _case((2, 3, 6, 7))
+    logits, target = blob_batch((2, 3, 6, 7))
     with pytest.raises(ValueError, match=r"distance_map: expected the signed distance map of shape \(2, 3, 6, 7\).*got shape \(2, 2, 6, 7\)"):
         boundary_loss(logits, target, distance_map=torch.zeros(2, 2, 6, 7))
 
@@ -338,7 +324,7 @@ def test_all_losses_here_are_registered_with_metadata():
 
 
 def test_dice_bd_value_is_the_scheduled_sum():
-    logits, target = _case((2, 3, 10, 9), seed=10)
+    logits, target = blob_batch((2, 3, 10, 9), seed=10)
     loss = build_loss("dice_bd")
     loss.set_epoch(30)
     expected = 0.7 * dice_loss(logits, target) + 0.3 * boundary_loss(logits, target)

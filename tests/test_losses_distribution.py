@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from _inputs import label_batches
 
 from seglosses.functional import (
     balanced_ce_loss,
@@ -23,28 +24,15 @@ from seglosses.functional import (
 SETTINGS = settings(max_examples=25, deadline=None)
 
 
-@st.composite
-def multiclass_batch(draw, max_c=4):
-    n = draw(st.integers(1, 3))
-    c = draw(st.integers(2, max_c))
-    shape = tuple(draw(st.lists(st.integers(1, 6), min_size=1, max_size=3)))
-    seed = draw(st.integers(0, 2**31 - 1))
-    scale = draw(st.sampled_from([0.1, 1.0, 5.0]))
-    g = torch.Generator().manual_seed(seed)
-    logits = torch.randn((n, c) + shape, generator=g, dtype=torch.float64) * scale
-    target = torch.randint(0, c, (n,) + shape, generator=g)
-    return logits, target
-
-
 @SETTINGS
-@given(multiclass_batch())
+@given(label_batches())
 def test_ce_equals_torch_cross_entropy(batch):
     logits, target = batch
     torch.testing.assert_close(ce_loss(logits, target), F.cross_entropy(logits, target))
 
 
 @SETTINGS
-@given(multiclass_batch(), st.floats(0.0, 5.0))
+@given(label_batches(), st.floats(0.0, 5.0))
 def test_focal_is_at_most_ce_and_gamma0_is_ce(batch, gamma):
     logits, target = batch
     ce = ce_loss(logits, target)
@@ -53,7 +41,7 @@ def test_focal_is_at_most_ce_and_gamma0_is_ce(batch, gamma):
 
 
 @SETTINGS
-@given(multiclass_batch())
+@given(label_batches())
 def test_topk_100_percent_is_ce_and_topk_is_at_least_ce(batch):
     logits, target = batch
     ce = ce_loss(logits, target)
@@ -62,7 +50,7 @@ def test_topk_100_percent_is_ce_and_topk_is_at_least_ce(batch):
 
 
 @SETTINGS
-@given(multiclass_batch(), st.sampled_from([10, 30, 50]))
+@given(label_batches(), st.sampled_from([10, 30, 50]))
 def test_topk_equals_nnunet_formula(batch, k):
     """nnU-Net v2 TopKLoss: per-voxel CE, torch.topk over the flattened batch, int(n * k / 100)."""
     logits, target = batch
@@ -73,7 +61,7 @@ def test_topk_equals_nnunet_formula(batch, k):
 
 
 @SETTINGS
-@given(multiclass_batch())
+@given(label_batches())
 def test_uniform_class_weights_are_plain_ce(batch):
     logits, target = batch
     c = logits.shape[1]
@@ -81,7 +69,7 @@ def test_uniform_class_weights_are_plain_ce(batch):
 
 
 @SETTINGS
-@given(multiclass_batch())
+@given(label_batches())
 def test_inverse_frequency_weights_equalise_classes(batch):
     """With w_c = 1 / n_c, every present class contributes equally: wce = mean over classes of class-mean CE."""
     logits, target = batch
@@ -91,7 +79,7 @@ def test_inverse_frequency_weights_equalise_classes(batch):
 
 
 @SETTINGS
-@given(multiclass_batch())
+@given(label_batches())
 def test_sample_order_does_not_matter(batch):
     logits, target = batch
     perm = torch.arange(logits.shape[0]).flip(0)
@@ -100,7 +88,7 @@ def test_sample_order_does_not_matter(batch):
 
 
 @SETTINGS
-@given(multiclass_batch())
+@given(label_batches())
 def test_topk_threshold_one_is_ce_and_selects_hard_voxels(batch):
     logits, target = batch
     p_true = torch.softmax(logits, 1).gather(1, target.unsqueeze(1)).squeeze(1)

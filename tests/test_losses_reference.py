@@ -13,6 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import require
+from _inputs import random_batch
 
 from seglosses.functional import (
     ce_loss,
@@ -31,18 +32,6 @@ kornia = require("kornia")
 TOL = dict(rtol=1e-5, atol=1e-6)
 
 
-def _batch(shape=(3, 4, 9, 10), seed=0, absent=None):
-    """Logits and a label map; ``absent=(sample, class)`` removes a class from one sample."""
-    g = torch.Generator().manual_seed(seed)
-    logits = torch.randn(shape, generator=g) * 2
-    target = torch.randint(0, shape[1], (shape[0],) + shape[2:], generator=g)
-    if absent is not None:
-        i, c = absent
-        t = target[i]
-        t[t == c] = (c + 1) % shape[1]
-    return logits, target
-
-
 # ----------------------------------------------------------------------------- MONAI Dice
 
 @pytest.mark.parametrize("batch", [False, True])
@@ -50,7 +39,7 @@ def _batch(shape=(3, 4, 9, 10), seed=0, absent=None):
 @pytest.mark.parametrize("include_background", [True, False])
 @pytest.mark.parametrize("spatial", [(9, 10), (4, 5, 6)])
 def test_dice_matches_monai_softmax(batch, squared, include_background, spatial):
-    logits, target = _batch((3, 4) + spatial, absent=(1, 2))
+    logits, target = random_batch((3, 4) + spatial, absent=(1, 2))
     ref = monai_losses.DiceLoss(
         softmax=True, to_onehot_y=True, batch=batch, squared_pred=squared, include_background=include_background
     )(logits, target.unsqueeze(1))
@@ -60,7 +49,7 @@ def test_dice_matches_monai_softmax(batch, squared, include_background, spatial)
 
 @pytest.mark.parametrize("smooth", [1e-5, 1.0])
 def test_dice_smooth_matches_monai(smooth):
-    logits, target = _batch()
+    logits, target = random_batch()
     ref = monai_losses.DiceLoss(softmax=True, to_onehot_y=True, smooth_nr=smooth, smooth_dr=smooth)(logits, target.unsqueeze(1))
     torch.testing.assert_close(dice_loss(logits, target, smooth=smooth), ref, **TOL)
 
@@ -83,7 +72,7 @@ def test_dice_multilabel_matches_monai_sigmoid():
 
 
 def test_dice_reduction_none_matches_monai():
-    logits, target = _batch()
+    logits, target = random_batch()
     ref = monai_losses.DiceLoss(softmax=True, to_onehot_y=True, reduction="none")(logits, target.unsqueeze(1))
     torch.testing.assert_close(dice_loss(logits, target, reduction="none"), ref.flatten(2).squeeze(2), **TOL)
 
@@ -94,7 +83,7 @@ def test_dice_reduction_none_matches_monai():
 @pytest.mark.parametrize("include_background", [True, False])
 def test_gdice_matches_monai_with_absent_class(batch, include_background):
     # class 2 absent from sample 1: its weight is 1/0 -> MONAI's rule, the largest finite weight
-    logits, target = _batch(absent=(1, 2))
+    logits, target = random_batch(absent=(1, 2))
     ref = monai_losses.GeneralizedDiceLoss(
         softmax=True, to_onehot_y=True, batch=batch, include_background=include_background
     )(logits, target.unsqueeze(1))
@@ -104,7 +93,7 @@ def test_gdice_matches_monai_with_absent_class(batch, include_background):
 
 
 def test_gdice_class_absent_from_whole_batch_matches_monai():
-    logits, target = _batch()
+    logits, target = random_batch()
     target[target == 3] = 0
     for batch in (False, True):
         ref = monai_losses.GeneralizedDiceLoss(softmax=True, to_onehot_y=True, batch=batch)(logits, target.unsqueeze(1))
@@ -126,7 +115,7 @@ def test_gdice_binary_empty_sample_matches_monai():
 @pytest.mark.parametrize("batch", [False, True])
 def test_tversky_matches_monai(alpha, beta, batch):
     # MONAI's TverskyLoss also puts alpha on the false positives and beta on the false negatives
-    logits, target = _batch(absent=(0, 1))
+    logits, target = random_batch(absent=(0, 1))
     ref = monai_losses.TverskyLoss(softmax=True, to_onehot_y=True, alpha=alpha, beta=beta, batch=batch)(
         logits, target.unsqueeze(1)
     )
@@ -134,7 +123,7 @@ def test_tversky_matches_monai(alpha, beta, batch):
 
 
 def test_tversky_without_background_matches_monai():
-    logits, target = _batch((2, 3, 5, 6, 7))
+    logits, target = random_batch((2, 3, 5, 6, 7))
     ref = monai_losses.TverskyLoss(softmax=True, to_onehot_y=True, include_background=False)(logits, target.unsqueeze(1))
     torch.testing.assert_close(tversky_loss(logits, target, alpha=0.5, beta=0.5, include_background=False), ref, **TOL)
 
@@ -145,7 +134,7 @@ def test_tversky_without_background_matches_monai():
 def test_dice_ce_matches_monai_dicece(batch):
     # MONAI's CE part is torch's CrossEntropyLoss on the logits with the (N, 1, ...) target
     # squeezed: the same as our `ce`; its Dice part is DiceLoss(softmax=True).
-    logits, target = _batch((2, 4, 5, 6, 7))
+    logits, target = random_batch((2, 4, 5, 6, 7))
     ref = monai_losses.DiceCELoss(softmax=True, to_onehot_y=True, batch=batch)(logits, target.unsqueeze(1))
     ours = build_loss("dice_ce", dice={"batch": batch})(logits, target)
     torch.testing.assert_close(ours, ref, **TOL)
@@ -154,7 +143,7 @@ def test_dice_ce_matches_monai_dicece(batch):
 @pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0, 3.0])
 def test_focal_softmax_matches_monai_times_c(gamma):
     # MONAI's FocalLoss(use_softmax=True) averages over the classes too: ours = C * MONAI
-    logits, target = _batch()
+    logits, target = random_batch()
     c = logits.shape[1]
     ref = monai_losses.FocalLoss(to_onehot_y=True, use_softmax=True, gamma=gamma)(logits, target.unsqueeze(1))
     torch.testing.assert_close(focal_loss(logits, target, gamma=gamma), c * ref, **TOL)
@@ -162,7 +151,7 @@ def test_focal_softmax_matches_monai_times_c(gamma):
 
 def test_focal_softmax_alpha_matches_monai():
     # MONAI's scalar alpha in softmax mode is (1 - alpha) for class 0 and alpha for the others
-    logits, target = _batch()
+    logits, target = random_batch()
     c = logits.shape[1]
     ref = monai_losses.FocalLoss(to_onehot_y=True, use_softmax=True, gamma=2.0, alpha=0.25)(logits, target.unsqueeze(1))
     ours = focal_loss(logits, target, gamma=2.0, alpha=[0.75] + [0.25] * (c - 1))
@@ -181,7 +170,7 @@ def test_focal_binary_matches_monai_sigmoid(alpha):
 def test_dice_focal_equals_monai_dice_plus_softmax_focal():
     # MONAI's DiceFocalLoss uses a *sigmoid* focal term even with softmax=True; ours is softmax
     # focal, so compare with MONAI's DiceLoss + C * FocalLoss(use_softmax=True)
-    logits, target = _batch()
+    logits, target = random_batch()
     c = logits.shape[1]
     ref = monai_losses.DiceLoss(softmax=True, to_onehot_y=True)(logits, target.unsqueeze(1)) + c * monai_losses.FocalLoss(
         to_onehot_y=True, use_softmax=True
@@ -193,12 +182,12 @@ def test_dice_focal_equals_monai_dice_plus_softmax_focal():
 
 @pytest.mark.parametrize("spatial", [(9,), (6, 7), (3, 4, 5)])
 def test_ce_matches_torch(spatial):
-    logits, target = _batch((3, 4) + spatial)
+    logits, target = random_batch((3, 4) + spatial)
     torch.testing.assert_close(ce_loss(logits, target), F.cross_entropy(logits, target), **TOL)
 
 
 def test_ce_weights_and_ignore_index_match_torch():
-    logits, target = _batch()
+    logits, target = random_batch()
     target[0, :3] = 255
     w = [0.2, 1.0, 3.0, 0.5]
     ref = F.cross_entropy(logits, target, weight=torch.tensor(w), ignore_index=255)
@@ -206,7 +195,7 @@ def test_ce_weights_and_ignore_index_match_torch():
 
 
 def test_ce_gradient_matches_torch():
-    logits, target = _batch()
+    logits, target = random_batch()
     target[1, 2:4] = -100
     a = logits.clone().requires_grad_(True)
     b = logits.clone().requires_grad_(True)
@@ -235,7 +224,7 @@ def _nnunet_topk(logits, target, k):
 
 @pytest.mark.parametrize("k", [10, 25, 100])
 def test_topk_matches_nnunet(k):
-    logits, target = _batch((2, 4, 10, 10, 3))
+    logits, target = random_batch((2, 4, 10, 10, 3))
     torch.testing.assert_close(topk_loss(logits, target, k=k), _nnunet_topk(logits, target, k), **TOL)
 
 
@@ -255,7 +244,7 @@ def _nnunet_batch_dice(logits, target, smooth):
 
 @pytest.mark.parametrize("smooth", [1e-5, 1.0])
 def test_batch_dice_matches_nnunet(smooth):
-    logits, target = _batch((2, 4, 6, 7, 8))
+    logits, target = random_batch((2, 4, 6, 7, 8))
     # nnU-Net returns -Dice; ours is 1 - Dice
     ours = dice_loss(logits, target, batch=True, include_background=False, smooth=smooth)
     torch.testing.assert_close(ours, 1.0 + _nnunet_batch_dice(logits, target, smooth), **TOL)
@@ -267,14 +256,14 @@ def test_batch_dice_matches_nnunet(smooth):
 def test_lovasz_matches_kornia_per_image_all_classes(shape):
     # kornia 0.9: softmax of the logits, per image, mean over ALL classes (an absent class
     # contributes its largest error), then mean over the batch -- ours with these options.
-    logits, target = _batch(shape, absent=(0, 1))
+    logits, target = random_batch(shape, absent=(0, 1))
     ref = kornia.losses.lovasz_softmax_loss(logits, target)
     ours = lovasz_loss(logits, target, per_image=True, classes="all")
     torch.testing.assert_close(ours, ref, **TOL)
 
 
 def test_lovasz_gradient_matches_kornia():
-    logits, target = _batch((2, 4, 12, 12))
+    logits, target = random_batch((2, 4, 12, 12))
     a = logits.clone().requires_grad_(True)
     b = logits.clone().requires_grad_(True)
     lovasz_loss(a, target, per_image=True, classes="all").backward()

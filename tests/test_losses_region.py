@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from _inputs import label_batches
 
 import seglosses
 from seglosses import build_loss, loss_info
@@ -33,23 +34,8 @@ BATCHABLE = ["dice", "iou", "tversky", "focal_tversky", "asym", "gdice", "pgdice
 LABEL_MAP_LOSSES = OVERLAP + ["combo", "ell", "dice_ce", "dice_focal", "dice_topk"]
 
 
-@st.composite
-def batches(draw, all_present=False, min_n=1):
-    n = draw(st.integers(min_n, 3))
-    c = draw(st.integers(2, 4))
-    spatial = tuple(draw(st.lists(st.integers(2, 5), min_size=1, max_size=3)))
-    if all_present and math.prod(spatial) < c:
-        spatial = spatial + (c,)
-    seed = draw(st.integers(0, 2**31 - 1))
-    scale = draw(st.sampled_from([0.1, 1.0, 4.0]))
-    g = torch.Generator().manual_seed(seed)
-    logits = torch.randn((n, c) + spatial, generator=g, dtype=torch.float64) * scale
-    target = torch.randint(0, c, (n,) + spatial, generator=g)
-    if all_present or draw(st.booleans()):
-        size = math.prod(spatial)
-        if size >= c:  # every class present in every sample
-            target.view(n, -1)[:, :c] = torch.arange(c)
-    return logits, target
+def _batches(min_n=1, present="maybe"):
+    return label_batches(min_n=min_n, min_side=2, max_side=5, scales=(0.1, 1.0, 4.0), present=present)
 
 
 def _concat(logits, target):
@@ -60,7 +46,7 @@ def _concat(logits, target):
 # ----------------------------------------------------------------------------- ranges and perfect predictions
 
 @SETTINGS
-@given(batches(), st.sampled_from(OVERLAP), st.booleans())
+@given(_batches(), st.sampled_from(OVERLAP), st.booleans())
 def test_overlap_losses_are_in_unit_interval(batch, name, binary):
     logits, target = batch
     if binary:
@@ -70,7 +56,7 @@ def test_overlap_losses_are_in_unit_interval(batch, name, binary):
 
 
 @SETTINGS
-@given(batches(all_present=True), st.sampled_from(OVERLAP))
+@given(_batches(present="always"), st.sampled_from(OVERLAP))
 def test_confident_perfect_prediction_is_near_zero(batch, name):
     _, target = batch
     c = batch[0].shape[1]
@@ -81,7 +67,7 @@ def test_confident_perfect_prediction_is_near_zero(batch, name):
 # ----------------------------------------------------------------------------- batch invariances
 
 @SETTINGS
-@given(batches(min_n=2), st.sampled_from(OVERLAP + ["combo", "ell"]))
+@given(_batches(min_n=2), st.sampled_from(OVERLAP + ["combo", "ell"]))
 def test_sample_mode_is_invariant_to_batch_order(batch, name):
     logits, target = batch
     perm = torch.randperm(logits.shape[0], generator=torch.Generator().manual_seed(0)).flip(0)
@@ -90,7 +76,7 @@ def test_sample_mode_is_invariant_to_batch_order(batch, name):
 
 
 @SETTINGS
-@given(batches(), st.sampled_from(BATCHABLE))
+@given(_batches(), st.sampled_from(BATCHABLE))
 def test_batch_mode_equals_one_sample_of_the_concatenated_batch(batch, name):
     logits, target = batch
     one_logits, one_target = _concat(logits, target)
@@ -98,7 +84,7 @@ def test_batch_mode_equals_one_sample_of_the_concatenated_batch(batch, name):
 
 
 @SETTINGS
-@given(batches())
+@given(_batches())
 def test_lovasz_pooled_equals_per_image_of_the_concatenated_batch(batch):
     logits, target = batch
     one_logits, one_target = _concat(logits, target)
@@ -111,7 +97,7 @@ def test_lovasz_pooled_equals_per_image_of_the_concatenated_batch(batch):
 # ----------------------------------------------------------------------------- special cases
 
 @SETTINGS
-@given(batches(), st.booleans(), st.booleans())
+@given(_batches(), st.booleans(), st.booleans())
 def test_tversky_half_half_and_asym_beta1_are_dice(batch, batch_mode, include_background):
     logits, target = batch
     # (tp + s) / (tp + fp/2 + fn/2 + s) = (2 tp + 2 s) / (2 tp + fp + fn + 2 s): Dice with 2 s
@@ -123,7 +109,7 @@ def test_tversky_half_half_and_asym_beta1_are_dice(batch, batch_mode, include_ba
 
 
 @SETTINGS
-@given(batches(), st.floats(0.0, 1.0), st.floats(0.0, 1.0))
+@given(_batches(), st.floats(0.0, 1.0), st.floats(0.0, 1.0))
 def test_focal_tversky_gamma1_is_tversky(batch, alpha, beta):
     logits, target = batch
     torch.testing.assert_close(
@@ -133,7 +119,7 @@ def test_focal_tversky_gamma1_is_tversky(batch, alpha, beta):
 
 
 @SETTINGS
-@given(batches(), st.booleans(), st.booleans())
+@given(_batches(), st.booleans(), st.booleans())
 def test_log_cosh_dice_is_log_cosh_of_dice(batch, batch_mode, squared):
     logits, target = batch
     kw = dict(batch=batch_mode, squared=squared)
@@ -143,7 +129,7 @@ def test_log_cosh_dice_is_log_cosh_of_dice(batch, batch_mode, squared):
 
 
 @SETTINGS
-@given(batches(), st.booleans())
+@given(_batches(), st.booleans())
 def test_pgdice_k0_is_gdice_and_pgdice_is_larger(batch, batch_mode):
     logits, target = batch
     gd = gdice_loss(logits, target, batch=batch_mode)
@@ -152,7 +138,7 @@ def test_pgdice_k0_is_gdice_and_pgdice_is_larger(batch, batch_mode):
 
 
 @SETTINGS
-@given(batches())
+@given(_batches())
 def test_gdice_is_never_nan_with_absent_classes(batch):
     logits, target = batch
     target = torch.zeros_like(target)  # only background: every other class absent everywhere
@@ -165,7 +151,7 @@ def test_gdice_is_never_nan_with_absent_classes(batch):
 # ----------------------------------------------------------------------------- implementation paths agree
 
 @SETTINGS
-@given(batches(), st.sampled_from(["dice", "tversky", "gdice", "ss", "combo", "ell", "lovasz", "dice_ce", "focal"]), st.booleans())
+@given(_batches(), st.sampled_from(["dice", "tversky", "gdice", "ss", "combo", "ell", "lovasz", "dice_ce", "focal"]), st.booleans())
 def test_label_map_equals_onehot_and_probabilities(batch, name, ignore):
     """Label maps (gather/scatter, fused backward) == one-hot targets == probabilities input."""
     logits, target = batch
@@ -192,7 +178,7 @@ def test_label_map_equals_onehot_and_probabilities(batch, name, ignore):
 
 
 @SETTINGS
-@given(batches(), st.booleans(), st.sampled_from(["present", "all"]), st.booleans())
+@given(_batches(), st.booleans(), st.sampled_from(["present", "all"]), st.booleans())
 def test_lovasz_float32_fast_path_equals_float64_path(batch, per_image, classes, ignore):
     logits, target = batch
     if ignore:

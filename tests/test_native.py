@@ -14,6 +14,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from _inputs import kernel_batch, random_batch
 
 from seglosses import _native, build_loss, list_losses, loss_info
 from conftest import STRICT
@@ -53,20 +54,10 @@ def _reference(z: torch.Tensor, lab: torch.Tensor, valid):
 SHAPES = [(2, 4, 9, 10, 11), (1, 2, 1), (3, 3, 8193), (2, 40, 5, 7), (2, 5, 300)]
 
 
-def _kernel_inputs(shape, seed, scale, ignore):
-    """Logits, labels and (optionally) 0/1 voxel weights of about 70 % kept voxels."""
-    g = torch.Generator().manual_seed(seed)
-    z = torch.randn(shape, generator=g) * scale
-    n, c = shape[:2]
-    lab = torch.randint(0, c, (n,) + shape[2:], generator=g)
-    valid = (torch.rand(lab.shape, generator=g) > 0.3).float() if ignore else None
-    return g, z, lab, valid
-
-
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("ignore", [False, True])
 def test_forward_equals_pytorch(shape, ignore):
-    _, z, lab, valid = _kernel_inputs(shape, 1, 4.0, ignore)
+    _, z, lab, valid = kernel_batch(shape, 1, 4.0, ignore)
     out = _native.softmax_label_stats(z, lab, valid, want_nll=True)
     p, stats, nll = _reference(z, lab, valid)
     torch.testing.assert_close(out.p.double(), p, rtol=1e-6, atol=1e-7)
@@ -90,7 +81,7 @@ def test_extreme_logits_give_exact_cross_entropy():
 @pytest.mark.parametrize("ignore", [False, True])
 def test_backward_equals_autograd(shape, ignore):
     """A random linear function of every output: the one-pass gradient equals autograd's."""
-    g, z, lab, valid = _kernel_inputs(shape, 2, 3.0, ignore)
+    g, z, lab, valid = kernel_batch(shape, 2, 3.0, ignore)
     n, c = shape[:2]
     w = [torch.randn(n, c, generator=g) for _ in range(4)]
     h = torch.randn(lab.shape, generator=g)
@@ -181,9 +172,7 @@ MULTICLASS = [n for n in list_losses() if "multiclass" in loss_info(n).modes]
 
 
 def _loss_inputs(seed, spatial=(13, 11)):
-    g = torch.Generator().manual_seed(seed)
-    logits = torch.randn((2, 4) + spatial, generator=g) * 2
-    target = torch.randint(0, 4, (2,) + spatial, generator=g)
+    logits, target = random_batch((2, 4) + spatial, seed)
     target[0, 0, :4] = torch.arange(4)
     target[1][target[1] == 3] = 2  # class 3 absent from sample 1
     return logits, target
