@@ -68,6 +68,47 @@ def test_module_equals_functional(name):
     torch.testing.assert_close(module_value, expected, rtol=1e-6, atol=1e-7)
 
 
+def _non_default_options(info):
+    """A valid non-default value for every option of a loss (bool flipped, int + 2 (odd window
+    sizes stay odd), float halved, reduction 'sum'); options without such a value are left out."""
+    out = {}
+    for k, v in info.defaults.items():
+        if k == "reduction":
+            out[k] = "sum"
+        elif isinstance(v, bool):
+            out[k] = not v
+        elif isinstance(v, int):
+            out[k] = v + 2
+        elif isinstance(v, float):
+            out[k] = v * 0.5 if v > 0 else 0.5
+    return out
+
+
+@pytest.mark.parametrize("name", [n for n in ALL if loss_info(n).spec is None])
+def test_module_stores_and_forwards_its_options(name):
+    """The module form with non-default options (and ignore_index) equals the functional form
+    called with them, through both build_loss and the generated class, and differs from the
+    defaults: an option that the module dropped or renamed would fail here."""
+    import seglosses.losses
+
+    info = loss_info(name)
+    mode = "multiclass" if "multiclass" in info.modes else info.modes[0]
+    logits, target = contract_batch(mode, spatial=(7, 8), seed=5)
+    contract = {"mode": mode}
+    if mode == "multiclass":
+        target[:, :2] = 255  # some ignored voxels
+        contract["ignore_index"] = 255
+    opts = _non_default_options(info)
+    expected = info.functional(logits, target, **contract, **opts)
+    built = build_loss(name, **contract, **opts)
+    direct = getattr(seglosses.losses, info.class_name)(**contract, **opts)
+    assert built.contract["ignore_index"] == direct.contract["ignore_index"] == contract.get("ignore_index")
+    torch.testing.assert_close(built(logits, target), expected, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(direct(logits, target), expected, rtol=1e-6, atol=1e-7)
+    default = build_loss(name, **contract)(logits, target)
+    assert not torch.allclose(expected, default), f"{name}: non-default options {opts} left the value unchanged"
+
+
 @pytest.mark.parametrize("name", ALL)
 def test_gradcheck_float64(name):
     info = loss_info(name)

@@ -11,7 +11,7 @@ from conftest import require
 from _inputs import blob_batch
 
 import seglosses
-from seglosses import build_loss
+from seglosses import build_loss, list_losses, loss_info
 from seglosses.distance import boundary_distance_map, penalty_map, signed_distance_map, unsigned_distance_map
 from seglosses.functional import (
     boundary_loss,
@@ -24,8 +24,10 @@ from seglosses.functional import (
 )
 from seglosses.transforms import PrecomputeDistanceMaps
 
-MAP_LOSSES = ["dpce", "boundary", "hausdorff", "shape_aware"]
-ALL_HERE = MAP_LOSSES + ["cmss", "dice_bd", "dice_hd"]
+# derived from the registry's metadata: every loss that weights by a distance map
+MAP_LOSSES = [n for n in list_losses() if loss_info(n).needs_distance_map and loss_info(n).spec is None]
+ALL_HERE = [n for n in list_losses() if loss_info(n).needs_distance_map] + ["cmss"]
+assert {"dpce", "boundary", "hausdorff", "shape_aware"} <= set(MAP_LOSSES) and {"dice_bd", "dice_hd"} <= set(ALL_HERE)
 
 
 def _scipy_edt(mask, spacing=None):

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from _inputs import label_batches
 
 import seglosses
-from seglosses import build_loss, loss_info
+from seglosses import build_loss, list_losses, loss_info
 from seglosses.functional import (
     asym_loss,
     dice_loss,
@@ -28,10 +28,19 @@ from seglosses.functional import (
 
 SETTINGS = settings(max_examples=15, deadline=None)
 
-OVERLAP = ["dice", "iou", "tversky", "focal_tversky", "asym", "gdice", "pgdice", "ss", "log_cosh_dice", "lovasz"]
-# losses with a `batch` option whose batch=True form is "one sample made of the whole batch"
-BATCHABLE = ["dice", "iou", "tversky", "focal_tversky", "asym", "gdice", "pgdice", "ss", "log_cosh_dice", "combo", "ell"]
-LABEL_MAP_LOSSES = OVERLAP + ["combo", "ell", "dice_ce", "dice_focal", "dice_topk"]
+# Lists derived from the registry's metadata, so a newly registered loss is tested here too.
+#: the overlap (region) losses
+OVERLAP = list_losses(category="region")
+#: losses with a `batch` option whose batch=True form is "one sample made of the whole batch"
+BATCHABLE = [n for n in list_losses() if "batch" in loss_info(n).defaults]
+#: losses taking a label map without a distance map: region and compound terms
+LABEL_MAP_LOSSES = [
+    n for n in list_losses() if loss_info(n).category in ("region", "compound") and not loss_info(n).needs_distance_map
+]
+# the lists the properties below were written for are all still covered
+assert {"dice", "iou", "tversky", "focal_tversky", "asym", "gdice", "pgdice", "ss", "log_cosh_dice", "lovasz"} <= set(OVERLAP)
+assert {"dice", "gdice", "ss", "log_cosh_dice", "combo", "ell"} <= set(BATCHABLE)
+assert {"combo", "ell", "dice_ce", "dice_focal", "dice_topk"} <= set(LABEL_MAP_LOSSES)
 
 
 def _batches(min_n=1, present="maybe"):

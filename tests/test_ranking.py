@@ -484,10 +484,32 @@ def test_docstring_examples():
     assert result.failed == 0
 
 
+def _relative_targets(node: ast.ImportFrom, module_file: Path, package_root: Path) -> list:
+    """Files of the seglosses modules a relative ``from . import x`` / ``from .x import y`` names."""
+    base = module_file.parent
+    for _ in range(node.level - 1):
+        base = base.parent
+    parts = node.module.split(".") if node.module else []
+    target = base.joinpath(*parts)
+    candidates = [target.with_suffix(".py"), target / "__init__.py"]
+    if not node.module:  # from . import a, b: each name may be a module
+        candidates = [base / f"{a.name}.py" for a in node.names] + [base / a.name / "__init__.py" for a in node.names]
+    return [c for c in candidates if c.exists() and package_root in c.parents]
+
+
 def test_ranking_modules_do_not_import_torch():
+    """ranking, ranking_cli and metrics import neither torch nor matplotlib at module level, also
+    through the package modules they import relatively (followed transitively)."""
     src = Path(ranking.__file__).parent
-    for name in ("ranking.py", "ranking_cli.py"):
-        tree = ast.parse((src / name).read_text())
+    todo = [src / "ranking.py", src / "ranking_cli.py", src / "metrics" / "__init__.py"]
+    seen = set()
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        name = str(path.relative_to(src))
+        tree = ast.parse(path.read_text())
         imported = set()
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
@@ -498,6 +520,19 @@ def test_ranking_modules_do_not_import_torch():
         assert "matplotlib" not in {
             n.module.split(".")[0] for n in tree.body if isinstance(n, ast.ImportFrom) and n.module
         }
+        for node in tree.body:  # module-level relative imports run at import time: follow them
+            if isinstance(node, ast.ImportFrom) and node.level > 0:
+                todo.extend(_relative_targets(node, path, src))
+    assert {"ranking_cli.py", "ranking.py", "_checks.py", "metrics/overlap.py"} <= {str(p.relative_to(src)) for p in seen}
+
+
+def test_importing_ranking_and_metrics_does_not_load_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, seglosses.ranking, seglosses.ranking_cli, seglosses.metrics; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stderr
 
 
 # --------------------------------------------------------------------------------------------
