@@ -30,7 +30,7 @@ bench: install
 	$(BIN)/seglosses bench --out $(OUT)
 
 test: install-test browser
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 -q --doctest-modules tests src/seglosses
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .hypothesis
