@@ -181,27 +181,27 @@ def test_properties(data):
 
 
 def test_shape_mismatch_names_both_shapes():
-    with pytest.raises(ValueError, match=r"gt and pred must have the same shape.*\(3, 4\).*\(4, 3\)"):
+    with pytest.raises(ValueError, match=r"gt, pred: expected the same shape.*\(3, 4\).*\(4, 3\)"):
         dice_score(np.zeros((4, 3)), np.zeros((3, 4)))
 
 
 def test_non_binary_values():
     with pytest.raises(
-        ValueError, match=r"pred must be a binary mask with values in \{0, 1\}; got values \[2\]"
+        ValueError, match=r"pred: expected a binary mask with values in \{0, 1\}, got values \[2\]"
     ):
         dice_score(np.full((3, 3), 2), np.zeros((3, 3)))
-    with pytest.raises(ValueError, match=r"gt must be a binary mask.*0\.5"):
+    with pytest.raises(ValueError, match=r"gt: expected a binary mask.*0\.5"):
         iou_score(np.zeros((2, 2)), np.full((2, 2), 0.5))
-    with pytest.raises(ValueError, match=r"gt must be a binary mask.*-1"):
+    with pytest.raises(ValueError, match=r"gt: expected a binary mask.*-1"):
         sensitivity(pred=torch.tensor([[0, 0]]), gt=torch.tensor([[-1, 0]]))
 
 
 def test_bad_types():
-    with pytest.raises(TypeError, match=r"gt must be a numpy.ndarray or torch.Tensor; got str"):
+    with pytest.raises(TypeError, match=r"gt: expected a numpy.ndarray or torch.Tensor, got str"):
         dice_score(np.zeros(3), "mask")
-    with pytest.raises(TypeError, match=r"pred must be an array.*scalar"):
+    with pytest.raises(TypeError, match=r"pred: expected an array.*scalar"):
         dice_score(1, np.zeros(3))
-    with pytest.raises(TypeError, match=r"gt must have a bool, integer or floating dtype; got dtype <U1"):
+    with pytest.raises(TypeError, match=r"gt: expected a bool, integer or floating dtype, got dtype <U1"):
         precision(pred=np.zeros(2), gt=np.array(["a", "b"]))
 
 

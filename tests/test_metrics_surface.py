@@ -524,12 +524,12 @@ def test_error_messages():
     a2, b2 = np.zeros((4, 5), bool), np.zeros((4, 5), bool)
     with pytest.raises(
         ValueError,
-        match=r"gt and pred must have the same shape; got gt.shape=\(4, 5\) and pred.shape=\(5, 4\)",
+        match=r"gt, pred: expected the same shape, got gt.shape=\(4, 5\) and pred.shape=\(5, 4\)",
     ):
         surface_distances(pred=b2.T, gt=a2)
-    with pytest.raises(ValueError, match=r"gt must be a 2D or 3D mask .*got ndim=1"):
+    with pytest.raises(ValueError, match=r"gt: expected a 2D or 3D mask .*got ndim=1"):
         surface_distances(pred=np.zeros(5), gt=np.zeros(5))
-    with pytest.raises(ValueError, match=r"gt must be a 2D or 3D mask .*got ndim=4 \(shape \(1, 2, 3, 4\)\)"):
+    with pytest.raises(ValueError, match=r"gt: expected a 2D or 3D mask .*got ndim=4 \(shape \(1, 2, 3, 4\)\)"):
         hausdorff_distance(np.zeros((1, 2, 3, 4)), np.zeros((1, 2, 3, 4)))
     with pytest.raises(
         ValueError, match=r"spacing: expected 2 values \(one per spatial axis\), got 3"
@@ -541,28 +541,28 @@ def test_error_messages():
         surface_distances(pred=b2, gt=a2, spacing=-1.0)
     with pytest.raises(TypeError, match=r"spacing: expected None, a number or a sequence of 2 numbers"):
         surface_distances(pred=b2, gt=a2, spacing="1mm")
-    with pytest.raises(ValueError, match=r"tolerance must be a non-negative number of mm; got -0.5"):
+    with pytest.raises(ValueError, match=r"tolerance: expected a non-negative number of mm, got -0.5"):
         normalized_surface_dice(b2, a2, -0.5)
-    with pytest.raises(ValueError, match=r"tolerance must be a non-negative number of mm; got nan"):
+    with pytest.raises(ValueError, match=r"tolerance: expected a non-negative number of mm, got nan"):
         surface_distances(pred=b2, gt=a2).normalized_surface_dice(float("nan"))
-    with pytest.raises(ValueError, match=r"percentile must be None or in \[0, 100\]; got 101"):
+    with pytest.raises(ValueError, match=r"percentile: expected None or a number in \[0, 100\], got 101"):
         hausdorff_distance(b2, a2, percentile=101)
-    with pytest.raises(ValueError, match=r"method must be one of \('surface', 'voxel'\); got 'edges'"):
+    with pytest.raises(ValueError, match=r"method: expected one of \['surface', 'voxel'\], got 'edges'"):
         surface_distances(pred=b2, gt=a2, method="edges")
     with pytest.raises(
-        ValueError, match=r"pred must be a binary mask with values in \{0, 1\}; got values \[3\]"
+        ValueError, match=r"pred: expected a binary mask with values in \{0, 1\}, got values \[3\]"
     ):
         surface_distances(pred=np.full((4, 5), 3), gt=a2)
-    with pytest.raises(ValueError, match=r"gt and pred must have the same shape"):
+    with pytest.raises(ValueError, match=r"gt, pred: expected the same shape"):
         evaluate_case(np.zeros((4, 5), int), np.zeros((4, 6), int))
     with pytest.raises(
         ValueError,
-        match=r"pred must be a label map with integer values; got non-integer values \[0.5\]",
+        match=r"pred: expected a label map with integer values, got non-integer values \[0.5\]",
     ):
         evaluate_case(np.full((4, 5), 0.5), np.zeros((4, 5)))
-    with pytest.raises(TypeError, match=r"labels must contain integers; got 1.5"):
+    with pytest.raises(TypeError, match=r"labels: expected integers, got 1.5"):
         evaluate_case(np.zeros((4, 5), int), np.zeros((4, 5), int), labels=[1.5])
-    with pytest.raises(ValueError, match=r"tolerance must be a non-negative"):
+    with pytest.raises(ValueError, match=r"tolerance: expected a non-negative"):
         evaluate_case(np.zeros((4, 5), int), np.zeros((4, 5), int), tolerance=-1)
 
 
@@ -571,7 +571,7 @@ def test_workers_argument():
     assert surface_distances(pred=pred, gt=gt, spacing=spacing, workers=1).hausdorff(95) == surface_distances(
         pred=pred, gt=gt, spacing=spacing
     ).hausdorff(95)
-    with pytest.raises(ValueError, match=r"workers must be a positive int or -1 \(all cores\); got 0"):
+    with pytest.raises(ValueError, match=r"workers: expected a positive int or -1 \(all cores\), got 0"):
         surface_distances(pred=pred, gt=gt, spacing=spacing, workers=0)
 
 

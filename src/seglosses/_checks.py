@@ -1,7 +1,8 @@
 """Argument, shape and spacing checks: the one checking module of losses, metrics and distance maps.
 
 Every check raises a ``TypeError`` (wrong kind of value) or a ``ValueError`` (right kind, wrong
-value) whose message names the argument, the expected and the actual value. Losses
+value) whose message names the argument, the expected and the actual value, in one form:
+``"<argument>: expected <what>, got <value>"``. Losses
 (:mod:`seglosses._contract`, :mod:`seglosses.functional`), metrics (:mod:`seglosses.metrics`) and
 distance maps (:mod:`seglosses.distance`) all check through here, so there is one spacing
 checker, one choice checker, one way to turn an array-like into numpy.
@@ -43,6 +44,7 @@ __all__ = [
     "check_reduction",
     "check_positive",
     "check_fraction",
+    "check_label_range",
     "check_spacing",
     "to_numpy",
     "as_binary_mask",
@@ -104,6 +106,20 @@ def check_fraction(name: str, value: float) -> None:
         raise ValueError(f"{name}: expected a number in [0, 1], got {value!r}")
 
 
+def check_label_range(lo: int, hi: int, n_labels: int, *, ignore_index: Any = None, context: str = "") -> None:
+    """Label values (their minimum ``lo`` and maximum ``hi``) must lie in ``[0, n_labels)``.
+
+    Shared by the losses' input contract and the distance maps; ``ignore_index`` voxels must be
+    replaced before (it is only named in the message); ``context`` ends the expectation (e.g.
+    ``"for multiclass mode with C == 3"``).
+    """
+    if lo < 0 or hi >= n_labels:
+        bad = lo if lo < 0 else hi
+        extra = "" if ignore_index is None else f" (other than ignore_index={ignore_index})"
+        where = f" {context}" if context else ""
+        raise ValueError(f"target: expected label values in [0, {n_labels}){extra}{where}, got value {bad}")
+
+
 def check_spacing(spacing: Any, ndim: int, name: str = "spacing") -> tuple[float, ...]:
     """Voxel spacing per spatial axis (numpy axis order) -> tuple of ``ndim`` positive finite floats.
 
@@ -145,10 +161,10 @@ def to_numpy(x: Any, name: str) -> np.ndarray:
             x = x.float()
         return x.cpu().numpy()
     if isinstance(x, (np.generic, bool, int, float)):
-        raise TypeError(f"{name} must be an array (numpy.ndarray or torch.Tensor); got a scalar {x!r}")
+        raise TypeError(f"{name}: expected an array (numpy.ndarray or torch.Tensor), got a scalar {x!r}")
     if isinstance(x, (list, tuple)):
         return np.asarray(x)
-    raise TypeError(f"{name} must be a numpy.ndarray or torch.Tensor; got {type(x).__name__}")
+    raise TypeError(f"{name}: expected a numpy.ndarray or torch.Tensor, got {type(x).__name__}")
 
 
 def _describe_bad_values(arr: np.ndarray, bad: np.ndarray) -> str:
@@ -164,14 +180,14 @@ def as_binary_mask(x: Any, name: str) -> np.ndarray:
     if arr.dtype == bool:
         return arr
     if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
-        raise TypeError(f"{name} must have a bool, integer or floating dtype; got dtype {arr.dtype}")
+        raise TypeError(f"{name}: expected a bool, integer or floating dtype, got dtype {arr.dtype}")
     if arr.ndim == 0:
-        raise ValueError(f"{name} must be an array with at least 1 dimension; got a 0-d array")
+        raise ValueError(f"{name}: expected an array with at least 1 dimension, got a 0-d array")
     nonzero = arr != 0
     bad = nonzero & (arr != 1)
     if bad.any():
         raise ValueError(
-            f"{name} must be a binary mask with values in {{0, 1}}; got values "
+            f"{name}: expected a binary mask with values in {{0, 1}}, got values "
             f"{_describe_bad_values(arr, bad)} (to evaluate a label map use evaluate_case, or pass "
             f"{name} == label)"
         )
@@ -189,18 +205,18 @@ def as_label_map(x: Any, name: str) -> np.ndarray:
         bad = ~np.isfinite(arr) | (arr != np.round(arr))
         if bad.any():
             raise ValueError(
-                f"{name} must be a label map with integer values; got non-integer values "
+                f"{name}: expected a label map with integer values, got non-integer values "
                 f"{_describe_bad_values(arr, bad)}"
             )
         return arr.astype(np.int64)
-    raise TypeError(f"{name} must have an integer, bool or floating dtype; got dtype {arr.dtype}")
+    raise TypeError(f"{name}: expected an integer, bool or floating dtype, got dtype {arr.dtype}")
 
 
 def check_same_shape(gt: np.ndarray, pred: np.ndarray, gt_name: str = "gt", pred_name: str = "pred") -> None:
     """Both arrays must have the same shape."""
     if gt.shape != pred.shape:
         raise ValueError(
-            f"{gt_name} and {pred_name} must have the same shape; got {gt_name}.shape={tuple(gt.shape)} "
+            f"{gt_name}, {pred_name}: expected the same shape, got {gt_name}.shape={tuple(gt.shape)} "
             f"and {pred_name}.shape={tuple(pred.shape)}"
         )
 
@@ -209,7 +225,7 @@ def check_spatial_ndim(arr: np.ndarray, name: str) -> None:
     """A metric's mask is 2D or 3D (no batch or channel axis)."""
     if arr.ndim not in (2, 3):
         raise ValueError(
-            f"{name} must be a 2D or 3D mask (no batch or channel axis); got ndim={arr.ndim} "
+            f"{name}: expected a 2D or 3D mask (no batch or channel axis), got ndim={arr.ndim} "
             f"(shape {tuple(arr.shape)})"
         )
 
@@ -219,9 +235,9 @@ def check_tolerance(tolerance: Any) -> float:
     try:
         value = float(tolerance)
     except (TypeError, ValueError):
-        raise TypeError(f"tolerance must be a number (mm); got {tolerance!r}") from None
+        raise TypeError(f"tolerance: expected a number (mm), got {tolerance!r}") from None
     if math.isnan(value) or value < 0:
-        raise ValueError(f"tolerance must be a non-negative number of mm; got {tolerance!r}")
+        raise ValueError(f"tolerance: expected a non-negative number of mm, got {tolerance!r}")
     return value
 
 
@@ -232,16 +248,15 @@ def check_percentile(percentile: Any) -> float | None:
     try:
         value = float(percentile)
     except (TypeError, ValueError):
-        raise TypeError(f"percentile must be None or a number in [0, 100]; got {percentile!r}") from None
+        raise TypeError(f"percentile: expected None or a number in [0, 100], got {percentile!r}") from None
     if not 0 <= value <= 100:
-        raise ValueError(f"percentile must be None or in [0, 100]; got {percentile!r}")
+        raise ValueError(f"percentile: expected None or a number in [0, 100], got {percentile!r}")
     return value
 
 
 def check_method(method: Any) -> str:
     """Surface-metric method: ``"surface"`` or ``"voxel"``."""
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS!r}; got {method!r}")
+    check_choice("method", method, METHODS)
     return method
 
 

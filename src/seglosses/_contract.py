@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._checks import REDUCTIONS, check_choice, check_positive, check_reduction, describe as _describe
+from ._checks import REDUCTIONS, check_choice, check_label_range, check_positive, check_reduction, describe as _describe
 from ._stats import native_stats
 
 MODES = ("multiclass", "binary", "multilabel")
@@ -304,13 +304,7 @@ def prepare(
             lm = torch.where(keep, lm, torch.zeros((), dtype=lm.dtype, device=lm.device))
         if validate and lm.numel():
             lo, hi = (int(v) for v in torch.aminmax(lm))  # one pass over the labels
-            if lo < 0 or hi >= n_labels:
-                bad = lo if lo < 0 else hi
-                extra = "" if ignore_index is None else f" (other than ignore_index={ignore_index})"
-                raise ValueError(
-                    f"target: expected label values in [0, {n_labels}){extra} for {mode} mode with "
-                    f"C == {c}, got value {bad}"
-                )
+            check_label_range(lo, hi, n_labels, ignore_index=ignore_index, context=f"for {mode} mode with C == {c}")
         if mode == "multiclass":
             labels = lm
         elif mode == "binary":

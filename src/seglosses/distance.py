@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._checks import check_spacing
+from ._checks import check_label_range, check_spacing
 
 __all__ = [
     "BACKENDS",
@@ -278,10 +278,8 @@ def _target_masks(
     if num_classes is None:
         num_classes = max(2, int(arr.max()) + 1) if arr.size else 2
     n_labels = 2 if num_classes == 1 else num_classes
-    if arr.size and (arr.min() < 0 or arr.max() >= n_labels):
-        bad = int(arr.min()) if arr.min() < 0 else int(arr.max())
-        extra = "" if ignore_index is None else f" (other than ignore_index={ignore_index})"
-        raise ValueError(f"target: expected label values in [0, {n_labels}){extra} for num_classes={num_classes}, got value {bad}")
+    if arr.size:
+        check_label_range(int(arr.min()), int(arr.max()), n_labels, ignore_index=ignore_index, context=f"for num_classes={num_classes}")
     if num_classes == 1:
         return np.ascontiguousarray((arr != 0)[:, None])
     classes = np.arange(num_classes).reshape((1, -1) + (1,) * spatial_dims)

@@ -46,11 +46,11 @@ def _check_labels(labels: Any) -> list[int]:
     if isinstance(labels, (int, np.integer)):
         labels = [labels]
     if not isinstance(labels, Iterable) or isinstance(labels, (str, bytes)):
-        raise TypeError(f"labels must be None or a sequence of integer labels; got {labels!r}")
+        raise TypeError(f"labels: expected None, an int or a sequence of integer labels, got {labels!r}")
     out = []
     for v in labels:
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
-            raise TypeError(f"labels must contain integers; got {v!r} ({type(v).__name__}) in {labels!r}")
+            raise TypeError(f"labels: expected integers, got {v!r} ({type(v).__name__}) in {labels!r}")
         out.append(int(v))
     return out
 

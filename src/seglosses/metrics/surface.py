@@ -469,7 +469,7 @@ def surface_distances(
         or workers == 0
         or workers < -1
     ):
-        raise ValueError(f"workers must be a positive int or -1 (all cores); got {workers!r}")
+        raise ValueError(f"workers: expected a positive int or -1 (all cores), got {workers!r}")
     return _compute(g, p, sp, check_method(method), int(workers))
 
 
