@@ -223,3 +223,13 @@ def test_paper_names_and_old_names():
     assert losses.IoULoss is losses.IouLoss
     assert loss_info("gdice").class_name == "GeneralizedDiceLoss"
     assert set(losses.__all__) >= {"DiceLoss", "CELoss", "CeLoss", "CompoundLoss", "SegLoss"}
+
+
+def test_old_import_paths_still_work():
+    from seglosses.functional import boundary, combo_loss, compound, distribution, ell_loss
+    from seglosses.functional.compound_formulas import combo_loss as old_combo, ell_loss as old_ell
+
+    assert old_combo is combo_loss is compound.combo_loss and old_ell is ell_loss
+    assert boundary.dpce_loss is distribution.dpce_loss  # dpce moved to the distribution losses
+    assert loss_info("dpce").category == loss_info("cmss").category == "distribution"
+    assert {loss_info(n).category for n in ("combo", "ell", "dice_ce", "dice_bd")} == {"compound"}

@@ -37,7 +37,7 @@ from .._reduce import reduce_loss
 from ..distance import inner_boundary
 from ..registry import register_loss
 from ._maps import Spacing, _channels, _elem_weights, _given_map, _maps, _pred_masks, _target_masks, _target_values, _valid_channel
-from .distribution import voxel_ce
+from .distribution import dpce_loss, voxel_ce  # noqa: F401  (dpce_loss: its old import path)
 
 __all__ = ["boundary_loss", "hausdorff_loss", "shape_aware_loss"]
 
