@@ -86,7 +86,6 @@ class LossInfo:
 
 
 _REGISTRY: Dict[str, LossInfo] = {}
-_STATE: Dict[str, bool] = {}
 
 
 class SegLoss(nn.Module):
@@ -105,7 +104,7 @@ class SegLoss(nn.Module):
         loss ``"dice"``: its core function, its metadata, and ``build_loss("dice")``."""
         super().__init_subclass__(**kwargs)
         if registered_as is not None:
-            info = _get(registered_as)
+            info = _get(registered_as, load=False)  # registered by the import of its maths file
             if info.functional is None:
                 raise ValueError(f"registered_as: {registered_as!r} is a named compound, not a single loss")
             cls._core = staticmethod(info.functional.core)
@@ -309,17 +308,11 @@ def register_compound(
 
 def _ensure_loaded() -> None:
     # Importing the functional modules runs their @register_loss decorators; the generated
-    # module classes then bind themselves to the registry entries.
-    if _STATE:  # loaded, or loading (a registration inside the import asks again)
-        return
-    _STATE["loading"] = True
-    try:
-        from . import functional  # noqa: F401
-        from .losses import _classes  # noqa: F401
-    except BaseException:
-        _STATE.clear()
-        raise
-    _STATE["loaded"] = True
+    # module classes then bind themselves to the registry entries. Python's import locks make
+    # this safe when several threads arrive here first; registrations made *during* these
+    # imports look names up with load=False, so they never re-enter.
+    from . import functional  # noqa: F401
+    from .losses import _classes  # noqa: F401
 
 
 def _get(name: str, load: bool = True) -> LossInfo:
