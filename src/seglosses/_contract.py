@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._checks import REDUCTIONS, check_choice, check_label_range, check_positive, check_reduction, describe as _describe
+from ._native import NativeStats
 from ._stats import native_stats
 
 MODES = ("multiclass", "binary", "multilabel")
@@ -76,11 +77,11 @@ class SharedPass:
         ``-log p_true`` ``(N, S)`` made by the fused PyTorch statistics; taken (once) by
         :func:`seglosses._stats.neg_log_true_class`, i.e. by the cross-entropy term.
 
-    A single loss never sets ``want_nll``; then nothing extra is computed.
+    A loss with a single term never sets ``want_nll``; then nothing extra is computed.
     """
 
     want_nll: bool = False
-    native: Any = None
+    native: Optional[NativeStats] = None
     native_decided: bool = False
     nll: Optional[Tensor] = None
 
