@@ -4,8 +4,6 @@ and no one-hot built from a label map."""
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 import torch.nn.functional as F

@@ -28,7 +28,7 @@ Argument checks live in :mod:`seglosses._checks` (re-exported here for older imp
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Optional
 
 import torch
 import torch.nn.functional as F

@@ -25,9 +25,8 @@ and ``hausdorff``; the shape of ``ce``'s elements for ``shape_aware``
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Union
+from typing import Optional
 
-import numpy as np
 import torch
 from torch import Tensor
 
