@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from hypothesis import strategies as st
+from scipy import ndimage
 
 __all__ = [
     "generator",
@@ -25,6 +26,11 @@ __all__ = [
     "blob_batch",
     "blob_masks",
     "label_batches",
+    "random_mask_pair",
+    "blob",
+    "perturbed",
+    "random_case",
+    "label_map_pair",
 ]
 
 _POOL = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
@@ -102,8 +108,6 @@ def blob_batch(shape=(2, 3, 12, 13), seed=0, informative=True):
 
 def blob_masks(shape, seed=0, p=0.45) -> np.ndarray:
     """A numpy bool mask with some structure (box-smoothed noise above ``p``), touching the border."""
-    from scipy import ndimage
-
     rng = np.random.default_rng(seed)
     return ndimage.uniform_filter(rng.random(shape), size=3) > p
 
@@ -127,3 +131,55 @@ def label_batches(draw, *, min_n=1, max_n=3, max_c=4, min_side=1, max_side=6, sc
         if math.prod(spatial) >= c:  # every class present in every sample
             target.view(n, -1)[:, :c] = torch.arange(c)
     return logits, target
+
+
+# ----------------------------------------------------------------------------- metric inputs (numpy)
+
+def random_mask_pair(seed: int, shape=(9, 11, 7), p_gt=0.4, p_pred=0.45):
+    """``(gt, pred)`` independent random bool masks with foreground fractions ``p_gt``, ``p_pred``."""
+    rng = np.random.default_rng(seed)
+    return rng.random(shape) < p_gt, rng.random(shape) < p_pred
+
+
+def blob(shape, rng, sigma=1.5, level=0.2):
+    """A bool mask: Gaussian-smoothed noise above ``level`` standard deviations."""
+    field = ndimage.gaussian_filter(rng.standard_normal(shape), sigma)
+    return field > level * field.std()
+
+
+def perturbed(gt, rng, n_stray=4):
+    """gt dilated or eroded, with a few flipped boundary voxels and stray voxels in the corners."""
+    pred = ndimage.binary_dilation(gt) if rng.random() < 0.5 else ndimage.binary_erosion(gt)
+    pred = pred ^ (rng.random(gt.shape) < 0.02)
+    corners = np.array(
+        [[0 if c else s - 1 for c, s in zip(bits, gt.shape)] for bits in np.ndindex((2,) * gt.ndim)]
+    )
+    for idx in rng.permutation(len(corners))[:n_stray]:
+        pred[tuple(corners[idx])] = True
+    return pred
+
+
+def random_case(seed):
+    """``(gt, pred, spacing)``: a 2D (even seed) or 3D (odd) blob, its perturbation or another blob."""
+    rng = np.random.default_rng(seed)
+    ndim = 2 + seed % 2
+    shape = tuple(int(v) for v in rng.integers(6, 22 if ndim == 3 else 40, ndim))
+    gt = blob(shape, rng)
+    pred = blob(shape, rng) if seed % 3 == 0 else perturbed(gt, rng)
+    spacing = tuple(float(v) for v in rng.choice([0.5, 0.7, 0.8, 1.0, 1.5, 2.5], ndim))
+    return gt, pred, spacing
+
+
+def label_map_pair(seed=0, shape=(14, 16, 12)):
+    """``(gt, pred)`` label maps: a blob label, boxes touching the border, stray and prediction-only labels."""
+    rng = np.random.default_rng(seed)
+    gt = np.zeros(shape, np.int64)
+    gt[blob(shape, rng, sigma=2.0, level=0.8)] = 1
+    gt[(slice(2, 7), slice(3, 9), slice(0, 5))[: len(shape)]] = 2  # touches the border
+    gt[(slice(9, 12), slice(10, 14), slice(6, 10))[: len(shape)]] = 4
+    pred = gt.copy()
+    pred[gt == 1] = np.where(rng.random(int((gt == 1).sum())) < 0.1, 0, 1)
+    pred[(slice(3, 8), slice(3, 9), slice(0, 5))[: len(shape)]] = 2
+    pred[(0,) * len(shape)] = 4  # stray voxel of label 4
+    pred[tuple(s - 1 for s in shape)] = 5  # label only in the prediction
+    return gt, pred

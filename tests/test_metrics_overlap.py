@@ -12,6 +12,7 @@ from conftest import require
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from _inputs import random_mask_pair
 
 from seglosses.metrics import (
     Confusion,
@@ -30,11 +31,6 @@ METRICS = {
     "specificity": specificity,
     "precision": precision,
 }
-
-
-def _rng_pair(seed: int, shape=(9, 11, 7), p_gt=0.4, p_pred=0.45):
-    rng = np.random.default_rng(seed)
-    return rng.random(shape) < p_gt, rng.random(shape) < p_pred
 
 
 # --------------------------------------------------------------------------------------------
@@ -61,7 +57,7 @@ def test_metrics_hand_computed():
 
 
 def test_identical_masks_are_perfect():
-    gt, _ = _rng_pair(0)
+    gt, _ = random_mask_pair(0)
     for name, fn in METRICS.items():
         assert fn(pred=gt, gt=gt) == 1.0, name
 
@@ -120,7 +116,7 @@ def test_empty_mask_values(case):
 @pytest.mark.parametrize("seed", range(6))
 def test_against_medpy(seed):
     mb = require("medpy.metric.binary")
-    gt, pred = _rng_pair(seed, shape=(12, 10) if seed % 2 else (7, 9, 8))
+    gt, pred = random_mask_pair(seed, shape=(12, 10) if seed % 2 else (7, 9, 8))
     # medpy takes (result, reference) = (pred, gt)
     assert dice_score(pred, gt) == pytest.approx(mb.dc(pred, gt), abs=1e-12)
     assert iou_score(pred, gt) == pytest.approx(mb.jc(pred, gt), abs=1e-12)
@@ -136,7 +132,7 @@ def test_against_medpy(seed):
 
 @pytest.mark.parametrize("dtype", [torch.bool, torch.uint8, torch.int64, torch.float32, torch.float16])
 def test_torch_input_matches_numpy(dtype):
-    gt, pred = _rng_pair(3)
+    gt, pred = random_mask_pair(3)
     tg, tp = torch.from_numpy(gt).to(dtype), torch.from_numpy(pred).to(dtype)
     for name, fn in METRICS.items():
         assert fn(pred=tp, gt=tg) == fn(pred=pred, gt=gt), name
@@ -144,7 +140,7 @@ def test_torch_input_matches_numpy(dtype):
 
 
 def test_numeric_dtypes_and_mixed_inputs():
-    gt, pred = _rng_pair(4)
+    gt, pred = random_mask_pair(4)
     ref = dice_score(pred, gt)
     assert dice_score(pred.astype(np.int32), gt.astype(np.float64)) == ref
     assert dice_score(pred.astype(np.uint8), torch.from_numpy(gt)) == ref

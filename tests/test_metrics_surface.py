@@ -17,6 +17,7 @@ from conftest import require
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import ndimage
+from _inputs import blob, label_map_pair, perturbed, random_case
 
 from seglosses.metrics import (
     METRIC_KEYS,
@@ -42,33 +43,6 @@ PERCENTILES = (50, 90, 95, 99, 100)
 # --------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------
-
-
-def blob(shape, rng, sigma=1.5, level=0.2):
-    field = ndimage.gaussian_filter(rng.standard_normal(shape), sigma)
-    return field > level * field.std()
-
-
-def perturbed(gt, rng, n_stray=4):
-    """gt dilated or eroded, with a few flipped boundary voxels and stray voxels in the corners."""
-    pred = ndimage.binary_dilation(gt) if rng.random() < 0.5 else ndimage.binary_erosion(gt)
-    pred = pred ^ (rng.random(gt.shape) < 0.02)
-    corners = np.array(
-        [[0 if c else s - 1 for c, s in zip(bits, gt.shape)] for bits in np.ndindex((2,) * gt.ndim)]
-    )
-    for idx in rng.permutation(len(corners))[:n_stray]:
-        pred[tuple(corners[idx])] = True
-    return pred
-
-
-def random_case(seed):
-    rng = np.random.default_rng(seed)
-    ndim = 2 + seed % 2
-    shape = tuple(int(v) for v in rng.integers(6, 22 if ndim == 3 else 40, ndim))
-    gt = blob(shape, rng)
-    pred = blob(shape, rng) if seed % 3 == 0 else perturbed(gt, rng)
-    spacing = tuple(float(v) for v in rng.choice([0.5, 0.7, 0.8, 1.0, 1.5, 2.5], ndim))
-    return gt, pred, spacing
 
 
 def assert_matches_deepmind(gt, pred, spacing, tolerances=TOLERANCES):
@@ -448,25 +422,11 @@ def test_convenience_functions_equal_object():
 # --------------------------------------------------------------------------------------------
 
 
-def _label_maps(seed=0, shape=(14, 16, 12)):
-    rng = np.random.default_rng(seed)
-    gt = np.zeros(shape, np.int64)
-    gt[blob(shape, rng, sigma=2.0, level=0.8)] = 1
-    gt[(slice(2, 7), slice(3, 9), slice(0, 5))[: len(shape)]] = 2  # touches the border
-    gt[(slice(9, 12), slice(10, 14), slice(6, 10))[: len(shape)]] = 4
-    pred = gt.copy()
-    pred[gt == 1] = np.where(rng.random(int((gt == 1).sum())) < 0.1, 0, 1)
-    pred[(slice(3, 8), slice(3, 9), slice(0, 5))[: len(shape)]] = 2
-    pred[(0,) * len(shape)] = 4  # stray voxel of label 4
-    pred[tuple(s - 1 for s in shape)] = 5  # label only in the prediction
-    return gt, pred
-
-
 @pytest.mark.parametrize("method", ["surface", "voxel"])
 def test_evaluate_case_equals_per_label_binary_metrics(method):
     from seglosses.metrics import dice_score, iou_score, precision, sensitivity, specificity
 
-    gt, pred = _label_maps()
+    gt, pred = label_map_pair()
     spacing = (1.5, 0.8, 0.8)
     res = evaluate_case(pred, gt, spacing=spacing, tolerance=1.6, method=method)
     assert list(res) == [1, 2, 4, 5]
@@ -491,7 +451,7 @@ def test_evaluate_case_equals_per_label_binary_metrics(method):
 
 
 def test_evaluate_case_labels_argument_and_absent_labels():
-    gt, pred = _label_maps()
+    gt, pred = label_map_pair()
     res = evaluate_case(pred, gt, labels=[2, 7])
     assert list(res) == [2, 7]
     assert res[7] == {
@@ -504,7 +464,7 @@ def test_evaluate_case_labels_argument_and_absent_labels():
 
 
 def test_evaluate_case_inputs():
-    gt, pred = _label_maps(shape=(12, 13))
+    gt, pred = label_map_pair(shape=(12, 13))
     ref = evaluate_case(pred, gt, spacing=(0.8, 1.2))
     assert evaluate_case(torch.from_numpy(pred), torch.from_numpy(gt), spacing=(0.8, 1.2)) == ref
     assert evaluate_case(pred.astype(np.float64), gt.astype(np.uint8), spacing=(0.8, 1.2)) == ref
