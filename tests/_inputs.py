@@ -1,4 +1,4 @@
-"""The one input builder of the loss, kernel and metric tests.
+"""The one input builder of the loss, kernel, distance-map and metric tests.
 
 Every test that needs logits and targets builds them here, from a seed, so that the test files
 share one definition of "a random batch", "a batch with blob-shaped classes", "a batch with every
