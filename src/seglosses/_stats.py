@@ -10,6 +10,12 @@ Sums run in float32 over the voxels that are not ignored. A label-map target is 
 to a float one-hot: ``tp`` gathers the probability of the true class at each voxel and
 scatter-adds it into its class, and ``sum_g`` is a per-class voxel count. Memory stays at about
 the size of the logits (measured in ``benchmarks/losses.py``).
+
+Multiclass logits with a label map on the CPU take the softmax and every statistic from the
+compiled kernels' one pass; :func:`native_stats` decides whether they apply and runs them at
+most once per prepared input. What the terms of a compound loss compute together (the
+per-voxel cross entropy in the same pass) is the typed request
+:class:`seglosses._contract.SharedPass` on ``prep.shared``.
 """
 
 from __future__ import annotations

@@ -91,6 +91,9 @@ _REGISTRY: Dict[str, LossInfo] = {}
 class SegLoss(nn.Module):
     """Base of the module forms: stores options, prepares the input, calls the core function.
 
+    The module form of each registered loss is a subclass bound to its registry entry,
+    ``class DiceLoss(SegLoss, registered_as="dice")``, generated in :mod:`seglosses.losses._classes`.
+
     ``forward(logits, target, **call_kwargs)``; ``call_kwargs`` are per-call inputs such as a
     precomputed ``distance_map``. ``forward_prepared(prep)`` is used by compound losses so that
     terms sharing a contract share one softmax.
