@@ -9,7 +9,8 @@ from ..registry import _REGISTRY, SegLoss, _ensure_loaded
 _ensure_loaded()
 
 from .compound import CompoundLoss  # noqa: E402
+from .deep_supervision import DeepSupervision  # noqa: E402
 
 globals().update({info.module.__name__: info.module for info in _REGISTRY.values() if info.module is not None})
 
-__all__ = ["SegLoss", "CompoundLoss"] + sorted(info.module.__name__ for info in _REGISTRY.values() if info.module is not None)
+__all__ = ["SegLoss", "CompoundLoss", "DeepSupervision"] + sorted(info.module.__name__ for info in _REGISTRY.values() if info.module is not None)
