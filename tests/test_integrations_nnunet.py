@@ -8,10 +8,12 @@ that the loss was ours and finite, and removes the trainer module again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -141,6 +143,56 @@ def test_missing_nnunet_is_a_clear_message(monkeypatch, capsys):
     assert 'pip install "seglosses[nnunet]"' in capsys.readouterr().err
 
 
+# ------------------------------------------------------------------ into nnU-Net's package
+@contextlib.contextmanager
+def _install_lock():
+    """Tests that write into nnU-Net's package may run in parallel (xdist): serialise install and
+    clean-up, so one test's clean-up never removes what another just installed."""
+    import fcntl
+
+    with open(Path(tempfile.gettempdir()) / "seglosses_nnunet_install.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def installed_variant(spec, name, epochs=None, iterations=None, capsys=None):
+    """Install a trainer variant with ``seglosses nnunet install`` and remove every file this
+    wrote into site-packages afterwards (the shared base files too, once no other variant is left)."""
+    from seglosses.cli import main
+
+    args = ["nnunet", "install", "--loss", spec, "--name", name]
+    if epochs is not None:
+        args += ["--epochs", str(epochs)]
+    if iterations is not None:
+        args += ["--iterations-per-epoch", str(iterations)]
+    with _install_lock():
+        assert main(args) == 0
+    folder = nnunet_cli.nnunet_trainer_dir()
+    try:
+        yield folder / f"{name}.py"
+    finally:
+        with _install_lock():
+            nnunet_cli.uninstall(name)
+            if {p.name for p in folder.glob("*.py")} <= {"__init__.py", "nnUNetTrainerSegLoss.py"}:
+                nnunet_cli.uninstall()
+        assert not (folder / f"{name}.py").exists()
+
+
+def test_cli_install_prints_what_and_where_and_uninstall_removes(capsys):
+    require("nnunetv2")
+    name = f"nnUNetTrainer_SegLossCLITest{os.getpid()}"
+    with installed_variant("dice+topk(k=10)", name, epochs=1, iterations=5) as path:
+        out = capsys.readouterr().out
+        assert f"wrote 3 files to {path.parent}" in out and f"-tr {name}" in out
+        assert path.read_text().startswith(nnunet_cli.MARKER)
+        assert "seglosses_spec = 'dice+topk(k=10)'" in path.read_text()
+    assert not path.exists()
+
+
 # ------------------------------------------------------------------ end to end (nnU-Net on the CPU)
 def _write_png(path: Path, array: np.ndarray) -> None:
     from PIL import Image
@@ -235,14 +287,8 @@ def test_nnunet_end_to_end_training_with_a_seglosses_loss(tmp_path):
     )
     name = f"nnUNetTrainer_SegLossCITest{os.getpid()}"
     spec = "dice+topk(k=20)"
-    written = nnunet_cli.install(spec, name, epochs=1, iterations=3)
-    try:
+    with installed_variant(spec, name, epochs=1, iterations=3):
         proc = _run(_TRAIN, [name, dataset], env, tmp_path)
-    finally:
-        nnunet_cli.uninstall(name)
-        if all(p.name in ("__init__.py", "nnUNetTrainerSegLoss.py") for p in written[0].parent.glob("*.py")):
-            nnunet_cli.uninstall()  # nothing else installed there: leave site-packages as we found it
-    assert not written[-1].exists()
     out = res / dataset / f"{name}__nnUNetPlans__2d" / "fold_0"
     log = "".join(p.read_text() for p in sorted(out.glob("training_log_*.txt")))
     assert f"seglosses loss: {spec!r} (from {name}.seglosses_spec)" in log, proc.stdout[-3000:]
@@ -266,11 +312,8 @@ def test_nnunet_own_lookup_finds_the_installed_trainer():
     from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
 
     name = f"nnUNetTrainer_SegLossLookupTest{os.getpid()}"
-    nnunet_cli.install("dice_ce", name)
-    try:
+    with installed_variant("dice_ce", name):
         cls = recursive_find_trainer_class_by_name(name)
         assert cls.__name__ == name and cls.seglosses_spec == "dice_ce"
         base = recursive_find_trainer_class_by_name("nnUNetTrainerSegLoss")
         assert base.__module__ == "seglosses.integrations.nnunet_trainer"
-    finally:
-        nnunet_cli.uninstall(name)

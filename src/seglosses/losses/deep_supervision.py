@@ -131,7 +131,9 @@ class DeepSupervision(nn.Module):
         :func:`seglosses.build_loss` (``"dice+ce"``, ``"0.5*dice+topk"``) built with ``**options``.
     weights : {"nnunet", "exp", "same"} or sequence of float
         Default ``"nnunet"``: ``2^-l`` normalised with the lowest resolution dropped, the weights
-        nnU-Net v2 trains with (see the module docstring for all modes).
+        nnU-Net v2 trains with -- the most widely used deeply supervised training recipe, and a
+        total weight of 1, so the loss keeps the scale of the loss without deep supervision (see
+        the module docstring for all modes).
     **options
         Options of :func:`seglosses.build_loss` when ``loss`` is a spec (``ignore_index=255``,
         ``dice={"batch": True}``).
