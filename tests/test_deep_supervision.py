@@ -219,3 +219,9 @@ def test_errors_name_the_argument():
     # the wrapped loss's own contract still applies at every level
     with pytest.raises(ValueError, match="target: expected label values"):
         DeepSupervision("dice")(outputs, target + 5)
+
+
+def test_only_full_resolution_weighted_is_the_plain_loss():
+    outputs, target = _outputs(grad=True), _labels()
+    value = DeepSupervision("dice+ce", weights=[1, 0, 0])(outputs, target)
+    assert torch.equal(value, seglosses.build_loss("dice+ce")(outputs[0], target))

@@ -318,3 +318,10 @@ def test_nnunet_own_lookup_finds_the_installed_trainer():
         assert cls.__name__ == name and cls.seglosses_spec == "dice_ce"
         base = recursive_find_trainer_class_by_name("nnUNetTrainerSegLoss")
         assert base.__module__ == "seglosses.integrations.nnunet_trainer"
+
+
+def test_schedules_reach_the_compound_through_the_nnunet_wrappers():
+    # nnUNetTrainerSegLoss.on_train_epoch_start calls loss.set_epoch(epoch)
+    loss = build_nnunet_loss("dice_bd", batch_dice=False, deep_supervision_levels=3)
+    loss.set_epoch(3)
+    assert loss.loss.loss.weights == [0.97, 0.03]
