@@ -292,8 +292,12 @@ def test_nnunet_end_to_end_training_with_a_seglosses_loss(tmp_path):
     out = res / dataset / f"{name}__nnUNetPlans__2d" / "fold_0"
     log = "".join(p.read_text() for p in sorted(out.glob("training_log_*.txt")))
     assert f"seglosses loss: {spec!r} (from {name}.seglosses_spec)" in log, proc.stdout[-3000:]
+    plans = json.loads((pre / dataset / "nnUNetPlans.json").read_text())
+    batch_dice = bool(plans["configurations"]["2d"]["batch_dice"])
+    assert f"batch_dice={batch_dice}, ignore_label=2, regions=False" in log
     topk_class = type(seglosses.build_loss("topk")).__name__
-    assert "ignore_label=2" in log and "DeepSupervision(" in log and f"{topk_class}(ignore_index=2, k=20)" in log
+    assert "DeepSupervision(" in log and f"{topk_class}(ignore_index=2, k=20)" in log
+    assert f"DiceLoss(ignore_index=2, batch={batch_dice})" in log  # the plans' batch Dice reached the Dice term
     ckpt = torch.load(out / "checkpoint_final.pth", map_location="cpu", weights_only=False)
     assert ckpt["trainer_name"] == name
     logging = ckpt["logging"]
