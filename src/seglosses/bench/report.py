@@ -131,11 +131,6 @@ def html_document(body: str, title: str) -> str:
     return "\n".join(head + ([body] if body else []) + ["</body></html>"])
 
 
-def render_html(blocks: Sequence[Block], title: str) -> str:
-    """A whole HTML page of ``blocks``."""
-    return html_document(render_html_body(blocks), title)
-
-
 def render_html_body(blocks: Sequence[Block]) -> str:
     """The HTML of ``blocks`` (no page around them)."""
     parts: List[str] = []

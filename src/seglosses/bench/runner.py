@@ -45,6 +45,7 @@ import os
 import platform
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Tuple
@@ -212,8 +213,8 @@ def _task_info(dataset, split: dict) -> dict:
     ratios = {}
     try:
         ratios = {k: (v if math.isfinite(v) else None) for k, v in dataset.class_ratios().items()}
-    except Exception:  # pragma: no cover - statistics are informative only
-        pass
+    except Exception as exc:  # pragma: no cover - informative only (the report shows "?"), but said
+        warnings.warn(f"task {dataset.name!r}: class ratios not computed ({type(exc).__name__}: {exc})", stacklevel=2)
     return {
         "task": dataset.name,
         "label_names": list(dataset.label_names),
