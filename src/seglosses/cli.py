@@ -52,8 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
             mod = importlib.import_module(module)
         except ImportError as exc:  # listed and reported, not dropped
             why = f"unavailable: importing {module} failed with {type(exc).__name__}: {exc}"
-            p = sub.add_parser(name, help=f"{help_text} [{why}]", description=f"{help_text}\n\n{why}")
-            p.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+            # no option prefix: whatever follows the command is taken as is, and the error is the import's
+            p = sub.add_parser(
+                name, help=f"{help_text} [{why}]", description=f"{help_text}\n\n{why}", prefix_chars="\0", add_help=False
+            )
+            p.add_argument("args", nargs="*", help=argparse.SUPPRESS)
             p.set_defaults(_run=_unavailable(name, module, exc))
             continue
         configure = getattr(mod, f"configure_{name}", None)

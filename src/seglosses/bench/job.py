@@ -40,7 +40,7 @@ def load_task(spec: dict):
             size=spec.get("size"),
             seed=spec["seed"],
         )
-    from .data import load_dataset
+    from .data_layouts import load_dataset
 
     path = Path(spec["path"])
     if not path.exists():
