@@ -306,6 +306,52 @@ def _check_protocol(store: ResultStore, cfg: BenchConfig) -> None:
     store.set_meta("protocol", current)
 
 
+def _plan_jobs(cfg: BenchConfig, store: ResultStore, datasets) -> Tuple[List[dict], int]:
+    """Split every task (stored, and saved as ``OUT/splits/TASK.json``) and list the jobs of the
+    grid not yet in ``store``: ``(jobs, number skipped as already stored)``. One job per
+    (task, loss, lr); a stored loss of the same name with another spec or options is an error."""
+    splits_dir = Path(cfg.out) / "splits"
+    splits_dir.mkdir(parents=True, exist_ok=True)
+    jobs = []
+    done = store.finished_runs()
+    skipped = 0
+    for spec, ds in datasets:
+        split = _split(ds, cfg)
+        store.put_task(_task_info(ds, split), _display_slices(ds, split["test"]))
+        (splits_dir / f"{ds.name}.json").write_text(
+            json.dumps({"seed": cfg.seed, **split}, indent=2) + "\n"
+        )
+        patch = _patch_size(ds, cfg)
+        for loss in cfg.losses:
+            for lr in cfg.lrs:
+                key = (ds.name, loss.name, float(lr), int(cfg.seed))
+                previous = done.get(key)
+                if previous is not None:
+                    if previous["spec"] != loss.spec or previous["options"] != json.loads(
+                        loss.options_json()
+                    ):
+                        raise ValueError(
+                            f"{store.path}: loss {loss.name!r} of task {ds.name!r} was run as {previous['spec']} "
+                            f"{previous['options']}, now {loss.spec} {loss.options}; rename it or use another --out"
+                        )
+                    if not (cfg.retry_failed and previous["status"] == "failed"):
+                        skipped += 1
+                        continue
+                jobs.append(
+                    {
+                        "task": ds.name,
+                        "loader": spec,
+                        "loss": loss.to_dict(),
+                        "lr": float(lr),
+                        "split": split,
+                        "train": _train_config(cfg, lr, patch).to_dict(),
+                        "tolerance": cfg.tolerance,
+                        "replace": previous["run_id"] if previous is not None else None,
+                    }
+                )
+    return jobs, skipped
+
+
 def run_bench(cfg: BenchConfig, log=print) -> dict:
     """Run the grid; return ``{"out", "ran", "skipped", "failed", "seconds", "report"}``.
 
@@ -352,45 +398,7 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
             "last_command",
             {"preset": cfg.preset, "argv": sys.argv[1:], "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
         )
-        splits_dir = out / "splits"
-        splits_dir.mkdir(parents=True, exist_ok=True)
-        jobs = []
-        done = store.finished_runs()
-        skipped = 0
-        for spec, ds in datasets:
-            split = _split(ds, cfg)
-            store.put_task(_task_info(ds, split), _display_slices(ds, split["test"]))
-            (splits_dir / f"{ds.name}.json").write_text(
-                json.dumps({"seed": cfg.seed, **split}, indent=2) + "\n"
-            )
-            patch = _patch_size(ds, cfg)
-            for loss in cfg.losses:
-                for lr in cfg.lrs:
-                    key = (ds.name, loss.name, float(lr), int(cfg.seed))
-                    previous = done.get(key)
-                    if previous is not None:
-                        if previous["spec"] != loss.spec or previous["options"] != json.loads(
-                            loss.options_json()
-                        ):
-                            raise ValueError(
-                                f"{store.path}: loss {loss.name!r} of task {ds.name!r} was run as {previous['spec']} "
-                                f"{previous['options']}, now {loss.spec} {loss.options}; rename it or use another --out"
-                            )
-                        if not (cfg.retry_failed and previous["status"] == "failed"):
-                            skipped += 1
-                            continue
-                    jobs.append(
-                        {
-                            "task": ds.name,
-                            "loader": spec,
-                            "loss": loss.to_dict(),
-                            "lr": float(lr),
-                            "split": split,
-                            "train": _train_config(cfg, lr, patch).to_dict(),
-                            "tolerance": cfg.tolerance,
-                            "replace": previous["run_id"] if previous is not None else None,
-                        }
-                    )
+        jobs, skipped = _plan_jobs(cfg, store, datasets)
         by_name = {ds.name: ds for _, ds in datasets}
         if skipped:
             log(f"resume: {skipped} run(s) already in {store.path}, skipped")
