@@ -186,7 +186,7 @@ BENCH_LAYERS = [
     ("one run", {"model", "train", "evaluate", "job"}),
     ("executors", {"executors", "executors.base", "executors.local", "executors.threads", "executors.process"}),
     ("results", {"store", "results"}),
-    ("driver and report", {"runner", "report"}),
+    ("driver and report", {"runner", "report", "report_blocks", "report_figures"}),
     ("command line", {"cli"}),
 ]
 

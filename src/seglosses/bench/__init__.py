@@ -6,7 +6,8 @@
    function of its job description);
 3. executors -- :mod:`.executors` (where runs execute: in order, threads, processes);
 4. results -- :mod:`.store` (``results.sqlite``) and :mod:`.results` (tables, run selection, CSV);
-5. the driver :mod:`.runner` and the report :mod:`.report` (independent of each other);
+5. the driver :mod:`.runner` and the report :mod:`.report` (sections; with :mod:`.report_blocks`
+   and :mod:`.report_figures`), independent of each other;
 6. the command line -- :mod:`.cli`.
 
 See ``docs/bench_layout.md``; ``tests/test_import_graph.py`` keeps the layers. Nothing is

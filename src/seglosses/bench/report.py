@@ -25,6 +25,10 @@ case, which the ranking replaces by the worst value (DSC = NSD = 0, Ma et al. fo
 The HTML embeds its figures as base64 PNG and has no external CSS or JavaScript; the Markdown
 refers to the same PNGs in ``OUT/figures/``.
 
+Layout: the blocks and their HTML / Markdown rendering are in
+:mod:`seglosses.bench.report_blocks`, the figures in :mod:`seglosses.bench.report_figures`; this
+module holds the sections.
+
 Sections
 --------
 The report is a list of sections (:data:`SECTIONS`): each is one function ``section(ctx) ->
@@ -37,11 +41,7 @@ report is still written. Adding a section is one function and one line in :data:
 
 from __future__ import annotations
 
-import base64
-import html
 import logging
-import math
-import re
 import time
 import warnings
 from dataclasses import dataclass
@@ -52,7 +52,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-from .plotting import new_figure, overlay, save_png
+from .report_blocks import Block, Cell, ReportSectionWarning, html_document, render_html_body, render_markdown
+from .report_figures import plot_curves, plot_metric_sets, plot_overlays, plot_violins, safe_name
 from .results import Results, case_table, load_results
 
 __all__ = [
@@ -70,340 +71,6 @@ __all__ = [
 
 N_BOOTSTRAP = 1000
 logger = logging.getLogger(__name__)
-
-
-# ----------------------------------------------------------------------------------------------
-# Report model: blocks rendered to HTML and Markdown
-# ----------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Cell:
-    text: str
-    bold: bool = False
-    underline: bool = False
-    align: str = "right"
-
-
-@dataclass
-class Block:
-    kind: str  # "h1", "h2", "h3", "p", "table", "img", "note", "error"
-    text: str = ""
-    header: Sequence[str] = ()
-    rows: Sequence[Sequence[Cell]] = ()
-    path: Optional[Path] = None
-
-
-def _inline_html(text: str) -> str:
-    s = html.escape(text)
-    s = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", s)
-    s = re.sub(r"`(.+?)`", r"<code>\1</code>", s)
-    return s
-
-
-_CSS = """
-body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
-h1{font-size:1.7em;border-bottom:2px solid #4C72B0;padding-bottom:.2em}
-h2{font-size:1.3em;margin-top:1.8em;border-bottom:1px solid #ddd}
-h3{font-size:1.1em;margin-top:1.3em}
-table{border-collapse:collapse;margin:.6em 0 1.2em 0;font-size:.86em}
-th,td{border:1px solid #ccc;padding:3px 7px}
-th{background:#f0f3f8}
-td.l{text-align:left}td.r{text-align:right}
-tr:nth-child(even) td{background:#fafafa}
-img{max-width:100%;height:auto;border:1px solid #eee;margin:.4em 0}
-figure{margin:0 0 1.2em 0}
-figcaption{font-size:.85em;color:#555}
-.note{font-size:.88em;color:#555;background:#f7f7f2;border-left:3px solid #c9b458;padding:.4em .8em}
-code{background:#f3f3f3;padding:0 .2em}
-.error{color:#8a1c1c;background:#fdecea;border-left:4px solid #c0392b;padding:.5em .9em;font-weight:600}
-"""
-
-
-def html_document(body: str, title: str) -> str:
-    """A self-contained HTML page (inline CSS) around ``body``."""
-    head = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{html.escape(title)}</title>",
-        f"<style>{_CSS}</style></head><body>",
-    ]
-    return "\n".join(head + ([body] if body else []) + ["</body></html>"])
-
-
-def render_html_body(blocks: Sequence[Block]) -> str:
-    """The HTML of ``blocks`` (no page around them)."""
-    parts: List[str] = []
-    for b in blocks:
-        if b.kind in ("h1", "h2", "h3"):
-            anchor = re.sub(r"[^a-z0-9]+", "-", b.text.lower()).strip("-")
-            parts.append(f'<{b.kind} id="{anchor}">{_inline_html(b.text)}</{b.kind}>')
-        elif b.kind == "p":
-            parts.append(f"<p>{_inline_html(b.text)}</p>")
-        elif b.kind == "note":
-            parts.append(f'<p class="note">{_inline_html(b.text)}</p>')
-        elif b.kind == "error":
-            parts.append(f'<div class="error" role="alert">Error: {html.escape(b.text)}</div>')
-        elif b.kind == "table":
-            parts.append(
-                "<table><thead><tr>"
-                + "".join(f"<th>{html.escape(h)}</th>" for h in b.header)
-                + "</tr></thead><tbody>"
-            )
-            for row in b.rows:
-                cells = []
-                for c in row:
-                    t = html.escape(c.text)
-                    if c.bold:
-                        t = f"<b>{t}</b>"
-                    if c.underline:
-                        t = f"<u>{t}</u>"
-                    cells.append(f'<td class="{"l" if c.align == "left" else "r"}">{t}</td>')
-                parts.append("<tr>" + "".join(cells) + "</tr>")
-            parts.append("</tbody></table>")
-        elif b.kind == "img":
-            data = base64.b64encode(Path(b.path).read_bytes()).decode("ascii")
-            alt = html.escape(b.text or Path(b.path).stem)
-            parts.append(
-                f'<figure><img src="data:image/png;base64,{data}" alt="{alt}"><figcaption>{_inline_html(b.text)}</figcaption></figure>'
-            )
-    return "\n".join(parts)
-
-
-def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|")
-
-
-def render_markdown(blocks: Sequence[Block], out: Path) -> str:
-    lines: List[str] = []
-    for b in blocks:
-        if b.kind in ("h1", "h2", "h3"):
-            lines += ["#" * int(b.kind[1]) + " " + b.text, ""]
-        elif b.kind == "p":
-            lines += [b.text, ""]
-        elif b.kind == "note":
-            lines += ["> " + b.text, ""]
-        elif b.kind == "error":
-            lines += ["> **Error:** " + b.text, ""]
-        elif b.kind == "table":
-            lines.append("| " + " | ".join(_md_escape(h) for h in b.header) + " |")
-            lines.append(
-                "|" + "|".join("---" if c.align == "left" else "---:" for c in b.rows[0]) + "|"
-                if b.rows
-                else "|" + "---|" * len(b.header)
-            )
-            for row in b.rows:
-                cells = []
-                for c in row:
-                    t = _md_escape(c.text)
-                    if c.bold and t not in ("", "—"):
-                        t = f"**{t}**"
-                    if c.underline and t not in ("", "—"):
-                        t = f"<ins>{t}</ins>"
-                    cells.append(t)
-                lines.append("| " + " | ".join(cells) + " |")
-            lines.append("")
-        elif b.kind == "img":
-            rel = Path(b.path).relative_to(out).as_posix()
-            lines += [f"![{b.text}]({rel})", "", f"*{b.text}*", ""]
-    return "\n".join(lines)
-
-
-# ----------------------------------------------------------------------------------------------
-# Figures
-# ----------------------------------------------------------------------------------------------
-
-
-_figure = new_figure
-_save = save_png
-
-
-def _safe_name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
-
-
-def plot_violins(cases: pd.DataFrame, task: str, order: Sequence[str], path: Path) -> Path:
-    """Per-case DSC and NSD per loss (one violin per loss), failed losses left empty."""
-    sub = cases[cases["task"] == task]
-    fig = _figure(max(6.0, 0.55 * len(order) + 2.0), 6.4)
-    for k, metric in enumerate(("dsc", "nsd")):
-        ax = fig.add_subplot(2, 1, k + 1)
-        data, pos, labels = [], [], []
-        for i, m in enumerate(order):
-            v = sub.loc[sub["method"] == m, metric].to_numpy(dtype=float)
-            v = v[np.isfinite(v)]
-            labels.append(m)
-            if v.size:
-                data.append(v)
-                pos.append(i)
-        if data:
-            spread = [d for d in data if d.size > 1 and np.ptp(d) > 1e-9]
-            if spread:
-                try:
-                    idx = [j for j, d in enumerate(data) if d.size > 1 and np.ptp(d) > 1e-9]
-                    parts = ax.violinplot(
-                        [data[j] for j in idx], positions=[pos[j] for j in idx], showmedians=True, widths=0.8
-                    )
-                    for body in parts["bodies"]:
-                        body.set_facecolor("#4C72B0")
-                        body.set_alpha(0.45)
-                except (ValueError, np.linalg.LinAlgError) as exc:  # pragma: no cover - degenerate data
-                    warnings.warn(
-                        f"violin plot of {task} {metric}: no densities drawn ({type(exc).__name__}: {exc}); "
-                        "the per-case points are shown",
-                        ReportSectionWarning,
-                        stacklevel=2,
-                    )
-            for p, d in zip(pos, data):
-                jitter = (np.random.default_rng(p).random(d.size) - 0.5) * 0.25
-                ax.scatter(p + jitter, d, s=6, color="#222", alpha=0.6, zorder=3)
-        ax.set_xticks(
-            range(len(order)),
-            labels=labels if k == 1 else [""] * len(order),
-            rotation=55,
-            ha="right",
-            fontsize=8,
-        )
-        ax.set_xlim(-0.7, len(order) - 0.3)
-        ax.set_ylim(-0.03, 1.03)
-        ax.set_ylabel(metric.upper())
-        ax.grid(axis="y", alpha=0.3)
-    fig.suptitle(f"{task}: per-case DSC and NSD (test cases)", fontsize=10)
-    fig.tight_layout()
-    return _save(fig, path)
-
-
-def plot_curves(res: Results, task: str, order: Sequence[str], path: Path) -> Optional[Path]:
-    """Training loss and validation Dice per epoch, one panel per loss, one line per learning rate."""
-    cur = res.curves[res.curves["task"] == task]
-    if cur.empty:
-        return None
-    losses = [m for m in order if (cur["loss"] == m).any()] + sorted(set(cur["loss"]) - set(order))
-    ncol = min(4, len(losses))
-    nrow = math.ceil(len(losses) / ncol)
-    fig = _figure(3.3 * ncol, 2.5 * nrow + 0.5)
-    lrs = sorted(cur["lr"].unique())
-    colors = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3"]
-    for i, loss in enumerate(losses):
-        ax = fig.add_subplot(nrow, ncol, i + 1)
-        ax2 = ax.twinx()
-        for j, lr in enumerate(lrs):
-            c = cur[(cur["loss"] == loss) & (cur["lr"] == lr)].sort_values(["stage", "epoch"])
-            if c.empty:
-                continue
-            col = colors[j % len(colors)]
-            ax.plot(c["iteration"], c["train_loss"], color=col, lw=1.2, label=f"loss, lr {lr:g}")
-            vd = c["val_dice"].to_numpy(dtype=float)
-            if np.isfinite(vd).any():
-                ax2.plot(c["iteration"], vd, color=col, lw=1.0, ls="--", label=f"val DSC, lr {lr:g}")
-            for s in sorted(c["stage"].unique())[1:]:
-                ax.axvline(c.loc[c["stage"] == s, "iteration"].min(), color="grey", ls=":", lw=1)
-            status = res.runs[
-                (res.runs["task"] == task) & (res.runs["loss"] == loss) & (res.runs["lr"] == lr)
-            ]["status"]
-            if not status.empty and status.iloc[0] == "failed":
-                ax.text(0.5, 0.5, "failed", transform=ax.transAxes, color="#C44E52", ha="center", fontsize=11)
-        ax.set_title(loss, fontsize=9)
-        ax.tick_params(labelsize=7)
-        ax2.tick_params(labelsize=7)
-        ax2.set_ylim(0, 1)
-        if i % ncol == 0:
-            ax.set_ylabel("train loss", fontsize=8)
-        if i % ncol == ncol - 1:
-            ax2.set_ylabel("val DSC (dashed)", fontsize=8)
-        if i >= len(losses) - ncol:
-            ax.set_xlabel("iteration", fontsize=8)
-    if len(lrs) > 1:
-        fig.legend(
-            *fig.axes[0].get_legend_handles_labels(),
-            loc="lower center",
-            ncol=len(lrs),
-            fontsize=8,
-            frameon=False,
-        )
-    fig.suptitle(
-        f"{task}: training curves (solid: training loss per epoch; dashed: validation DSC)", fontsize=10
-    )
-    fig.tight_layout(rect=(0, 0.03 if len(lrs) > 1 else 0, 1, 0.96))
-    return _save(fig, path)
-
-
-def _overlay(pic: np.ndarray, label: np.ndarray) -> np.ndarray:
-    return overlay(pic, label, alpha=0.55)
-
-
-def plot_overlays(
-    res: Results, task: str, best: str, worst: str, n_cases: int, path: Path
-) -> Optional[Tuple[Path, List[str]]]:
-    """Image, ground truth, best and worst loss on the hardest test cases (lowest mean DSC)."""
-    sel = res.selected[(res.selected["task"] == task) & (res.selected["status"] == "finished")]
-    if sel.empty:
-        return None
-    run_of = dict(zip(sel["loss"], sel["run_id"]))
-    sub = res.cases[(res.cases["task"] == task) & (res.cases["method"].isin(sel["loss"]))]
-    hardness = sub.groupby("case")["dsc"].mean().sort_values()
-    display = res.display.get(task, {})
-    cases = [c for c in hardness.index if c in display][:n_cases]
-    if not cases:
-        return None
-    columns = [("image", None), ("ground truth", None), (f"best: {best}", best), (f"worst: {worst}", worst)]
-    fig = _figure(2.6 * len(columns), 3.0 * len(cases) + 0.4)
-    for i, cid in enumerate(cases):
-        d = display[cid]
-        for j, (title, loss) in enumerate(columns):
-            ax = fig.add_subplot(len(cases), len(columns), i * len(columns) + j + 1)
-            ax.set_axis_off()
-            if j == 0:
-                ax.imshow(d["image"], cmap="gray", interpolation="nearest")
-                ax.set_title(f"{cid}\n(mean DSC {hardness[cid]:.2f})", fontsize=8)
-                continue
-            if loss is None:
-                lab = d["label"]
-                ax.set_title(title, fontsize=8)
-            else:
-                pred = res.predictions.get(int(run_of[loss]), {}).get(cid)
-                if pred is None:
-                    ax.text(0.5, 0.5, "no prediction", ha="center", transform=ax.transAxes)
-                    continue
-                lab = pred
-                dsc = sub[(sub["method"] == loss) & (sub["case"] == cid)]["dsc"]
-                ax.set_title(f"{title}\nDSC {float(dsc.iloc[0]):.2f}" if not dsc.empty else title, fontsize=8)
-            ax.imshow(_overlay(d["image"], np.asarray(lab)), interpolation="nearest")
-    fig.suptitle(f"{task}: hardest test cases", fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 0.97), h_pad=1.5)
-    return _save(fig, path), cases
-
-
-def plot_metric_sets(comparison, path: Path) -> Path:
-    """Rank of each loss under each metric set (Ma et al. Fig. 11) as an annotated heat map:
-    rows are losses (in DSC + NSD rank order), columns metric sets, the number is the rank."""
-    ranks = comparison.ranks
-    sets = list(ranks.columns)
-    n = len(ranks)
-    fig = _figure(max(4.0, 1.1 * len(sets) + 2.4), 0.9 + 0.3 * max(n, 2))
-    ax = fig.add_subplot(1, 1, 1)
-    values = ranks.to_numpy(dtype=float)
-    im = ax.imshow(values, cmap="viridis_r", vmin=1, vmax=max(n, 2), aspect="auto")
-    for i in range(n):
-        for j in range(len(sets)):
-            v = values[i, j]
-            ax.text(
-                j,
-                i,
-                f"{int(v)}",
-                ha="center",
-                va="center",
-                fontsize=8,
-                color="black" if v < 0.5 * (n + 1) else "white",
-            )
-    ax.set_xticks(range(len(sets)), labels=sets)
-    ax.xaxis.tick_top()
-    ax.set_yticks(range(n), labels=[str(m) for m in ranks.index], fontsize=8)
-    cb = fig.colorbar(im, ax=ax, fraction=0.05, pad=0.02)
-    cb.set_label("rank (1 = best)", fontsize=8)
-    ax.set_title("Rank under different metric sets", fontsize=10, pad=22)
-    fig.tight_layout()
-    return _save(fig, path)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -548,10 +215,6 @@ def _caveats(res: Results, proto: dict, cases: pd.DataFrame) -> str:
 # ----------------------------------------------------------------------------------------------
 # Sections
 # ----------------------------------------------------------------------------------------------
-
-
-class ReportSectionWarning(UserWarning):
-    """A report section raised; the report shows an error block in its place."""
 
 
 @dataclass
@@ -779,7 +442,7 @@ def section_violins(ctx: ReportContext) -> List[Block]:
     for t in ctx.tasks:
         if not (ctx.cases["task"] == t).any():
             continue
-        p = plot_violins(ctx.cases, t, ctx.task_order(t), ctx.fig_dir / f"violin_{_safe_name(t)}.png")
+        p = plot_violins(ctx.cases, t, ctx.task_order(t), ctx.fig_dir / f"violin_{safe_name(t)}.png")
         blocks.append(
             Block(
                 "img",
@@ -934,7 +597,7 @@ def section_hardest_cases(ctx: ReportContext) -> List[Block]:
         if not ok:
             continue
         best, worst = ok[0], ok[-1]
-        made = plot_overlays(ctx.res, t, best, worst, ctx.hardest, ctx.fig_dir / f"overlays_{_safe_name(t)}.png")
+        made = plot_overlays(ctx.res, t, best, worst, ctx.hardest, ctx.fig_dir / f"overlays_{safe_name(t)}.png")
         if made:
             p, shown = made
             blocks.append(
@@ -951,7 +614,7 @@ def section_curves(ctx: ReportContext) -> List[Block]:
     """Training loss and validation Dice per epoch, every run."""
     blocks = [Block("h2", "Training curves")]
     for t in ctx.tasks:
-        p = plot_curves(ctx.res, t, ctx.task_order(t), ctx.fig_dir / f"curves_{_safe_name(t)}.png")
+        p = plot_curves(ctx.res, t, ctx.task_order(t), ctx.fig_dir / f"curves_{safe_name(t)}.png")
         if p:
             blocks.append(Block("img", f"{t}: training loss per epoch and validation DSC, every run", path=p))
     return blocks
