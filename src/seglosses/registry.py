@@ -45,6 +45,7 @@ __all__ = [
     "loss_info",
     "parse_spec",
     "CONTRACT_ARGS",
+    "FOREIGN_ARGS",
 ]
 
 #: keyword arguments every loss accepts: they configure the input contract (``prepare``)
@@ -123,11 +124,35 @@ class SegLoss(nn.Module):
         return ", ".join(f"{k}={v!r}" for k, v in items.items())
 
 
+#: argument names of MONAI / smp / kornia losses -> what seglosses offers instead
+FOREIGN_ARGS = {
+    "to_onehot_y": "nothing: label maps (N, *spatial) or (N, 1, *spatial), integer or float, are accepted as they are",
+    "softmax": "mode='multiclass' (the default when C > 1)",
+    "use_softmax": "mode='multiclass' (the default when C > 1)",
+    "sigmoid": "mode='binary' (the default when C == 1) or mode='multilabel'",
+    "other_act": "from_logits=False, passing the activated tensor instead of the logits",
+    "squared_pred": "squared=True",
+    "jaccard": "the 'iou' loss (MONAI's jaccard=True with smooth_nr=a, smooth_dr=b is iou with smooth_nr=a/2, smooth_dr=b/2)",
+    "weight": "class_weights=[...] (a weighted mean over the classes)",
+    "lambda_dice": "a weighted spec such as build_loss('0.5*dice+2*ce')",
+    "lambda_ce": "a weighted spec such as build_loss('0.5*dice+2*ce')",
+    "lambda_focal": "a weighted spec such as build_loss('dice+0.5*focal')",
+    "smooth_factor": "label_smoothing=... (on 'ce')",
+}
+
+
+def foreign_hint(unknown) -> str:
+    """``"; 'softmax' is not a seglosses argument; the seglosses equivalent is ..."`` for the MONAI /
+    smp / kornia names among ``unknown`` (empty string if none)."""
+    hints = [f"{k!r} is not a seglosses argument; the seglosses equivalent is {FOREIGN_ARGS[k]}" for k in sorted(unknown) if k in FOREIGN_ARGS]
+    return ("; " + "; ".join(hints)) if hints else ""
+
+
 def _check_kwargs(info: LossInfo, kwargs: dict) -> None:
     unknown = sorted(set(kwargs) - set(info.options))
     if unknown:
         raise ValueError(
-            f"{info.name}: unknown argument(s) {unknown}; valid arguments are {sorted(info.options)}"
+            f"{info.name}: unknown argument(s) {unknown}{foreign_hint(unknown)}; valid arguments are {sorted(info.options)}"
         )
 
 

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from .._contract import Prepared, check_reduction
-from ..registry import CONTRACT_ARGS, LossInfo, _check_call_kwargs, loss_info, register_compound
+from ..registry import CONTRACT_ARGS, LossInfo, _check_call_kwargs, loss_info, register_compound, foreign_hint
 
 __all__ = ["CompoundLoss"]
 
@@ -72,7 +72,7 @@ class CompoundLoss(nn.Module):
         for k in shared:
             if not any(k in infos[t].options for t in infos):
                 valid = sorted(set(CONTRACT_ARGS) | {o for i in infos.values() for o in i.options} | set(infos))
-                raise ValueError(f"{spec}: unknown argument {k!r}; valid arguments are {valid}")
+                raise ValueError(f"{spec}: unknown argument {k!r}{foreign_hint([k])}; valid arguments are {valid}")
         modules = []
         for w, t in terms:
             opts = {k: v for k, v in shared.items() if k in infos[t].options}
