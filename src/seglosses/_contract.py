@@ -209,6 +209,17 @@ class Prepared:
             v = self.valid.flatten(1).sum(1)
         return v.sum() if batch else v
 
+    def one_vs_rest(self) -> "Prepared":
+        """The same input in multilabel mode: a multiclass label map or one-hot target becomes one
+        sigmoid channel per class (one class against the rest), the logits are unchanged. Used by
+        the one-vs-rest losses (``sigmoid_focal``); a binary or multilabel input is returned as is."""
+        if self.mode != "multiclass":
+            return self
+        return Prepared(
+            logits=self.logits, mode="multilabel", from_logits=self.from_logits, labels=None,
+            dense=self.onehot(), valid=self.valid, ignore_index=self.ignore_index,
+        )
+
     def hard_target(self) -> Tensor:
         """Target as an integer label map ``(N, *spatial)`` (argmax of a soft target)."""
         if self.labels is not None:
