@@ -147,10 +147,7 @@ def translate(project: str, peer: str, args: dict, c: int) -> Tuple[Loss, float]
                 "dice", average="micro", smooth_nr=0.0, smooth_dr=args.get("eps", 1e-8), ignore_index=ii, class_weights=w
             ), 1.0
         if name == "TverskyLoss":
-            return seglosses.build_loss(
-                "tversky", average="micro", alpha=args["alpha"], beta=args["beta"], smooth_nr=0.0,
-                smooth_dr=args.get("eps", 1e-8), ignore_index=ii,
-            ), 1.0
+            raise NotExpressible("kornia's TverskyLoss leaves out classes absent from the sample's target")
     if project == "smp":
         mode = args.get("mode")
         kw = {"mode": mode, "from_logits": args.get("from_logits", True)}
