@@ -113,17 +113,18 @@ def translate(project: str, peer: str, args: dict, c: int) -> Tuple[Loss, float]
                 kw["alpha"] = args["alpha"]
             return seglosses.build_loss("focal", **kw), scale
         if name == "DiceCELoss":
-            mode = _monai_mode(args, c)
-            if mode.get("mode") == "multilabel" or mode.get("mode") == "binary":
-                raise NotExpressible("DiceCELoss(sigmoid=True, weight=...): BCE pos_weight is weighted_bce's beta (see the guide)")
+            # MONAI: Dice with the given activation; softmax CE on the logits (BCE with one channel)
             w = args.get("weight")
             w = None if w is None else (w["tensor"] if isinstance(w, dict) else w)
-            ib = args.get("include_background", True)
-            spec = f"{args.get('lambda_dice', 1.0)}*dice+{args.get('lambda_ce', 1.0)}*ce"
-            dice_kw = {**_smooth(args), "include_background": ib}
+            dice_kw = {**_monai_mode(args, c), **_smooth(args), "include_background": args.get("include_background", True)}
+            lam_d, lam_ce = args.get("lambda_dice", 1.0), args.get("lambda_ce", 1.0)
+            if c == 1:  # BCEWithLogitsLoss(pos_weight=w) is weighted_bce(beta=w)
+                bce = {"mode": "binary", "beta": 1.0 if w is None else float(w[0])}
+                return seglosses.build_loss(f"{lam_d}*dice+{lam_ce}*weighted_bce", dice=dice_kw, weighted_bce=bce), 1.0
             if w is not None:
                 dice_kw["class_weights"] = w
-            return seglosses.build_loss(spec, mode="multiclass", dice=dice_kw, ce={"class_weights": w}), 1.0
+            ce_kw = {"mode": "multiclass", "class_weights": w}
+            return seglosses.build_loss(f"{lam_d}*dice+{lam_ce}*ce", dice=dice_kw, ce=ce_kw), 1.0
         if name in ("HausdorffDTLoss", "LogHausdorffDTLoss"):
             kw = _monai_mode(args, c)
             kw["include_background"] = args.get("include_background", False)

@@ -324,7 +324,7 @@ def prepare(
         target = target.to(torch.uint8)
         is_int = True
     if is_int and c > 1 and tuple(target.shape) == tuple(logits.shape):
-        target = _integer_one_hot(target, validate)  # F.one_hot(...), uint8 / bool masks: a one-hot target
+        target = _integer_one_hot(target, validate).to(cdtype)  # F.one_hot(...), uint8 / bool masks: a one-hot target
         is_int = False
     elif not is_int and target.is_floating_point() and c > 1 and _as_label_map(target, logits) is not None:
         target = _float_label_map(target, logits, validate)  # MONAI's float (N, 1, *spatial) label maps
