@@ -286,6 +286,8 @@ def shape_aware_loss(
     the units of ``spacing``.
 
     ``distance_map``: the precomputed ``boundary_distance_map`` of the target ``(N, C, *spatial)``.
+    ``reduction="none"``: the weighted per-voxel elements, ``(N, *spatial)`` multiclass,
+    ``(N, C, *spatial)`` binary / multilabel (ignored voxels hold 0).
 
     Reference: Hayder, He & Salzmann, "Boundary-aware instance segmentation" (shape-aware loss),
     CVPR 2017, arXiv:1612.03129; Jadon 2020 sec. II-I, doi:10.1109/CIBCB48159.2020.9277638.

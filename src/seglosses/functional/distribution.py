@@ -203,6 +203,9 @@ def wce_loss(prep: Prepared, *, class_weights: Union[str, Weights] = "inverse_fr
 
     Reference: Ma et al. 2021, eq. (2), doi:10.1016/j.media.2021.102035.
 
+    ``reduction="none"``: the per-voxel elements times their class weight, ``(N, *spatial)`` multiclass,
+    ``(N, C, *spatial)`` binary / multilabel (ignored voxels hold 0).
+
     Empty ground truth: absent classes get weight 0 (they have no voxels); a batch of one class
     reduces to plain CE.
 
@@ -241,6 +244,9 @@ def balanced_ce_loss(prep: Prepared, *, reduction: str = "mean") -> Tensor:
     mean, as in the binary formula).
 
     Reference: Xie & Tu, "Holistically-nested edge detection", ICCV 2015, arXiv:1504.06375.
+
+    ``reduction="none"``: the weighted elements, ``(N, *spatial)`` multiclass,
+    ``(N, C, *spatial)`` binary / multilabel (ignored voxels hold 0).
 
     No hyper-parameter. Empty ground truth: beta = 1, so only the (empty) positive term is
     weighted and the loss is 0: an image without foreground gives no gradient. Use it with a
@@ -287,6 +293,8 @@ def weighted_bce_loss(prep: Prepared, *, beta: Optional[float] = None, reduction
     weighting use ``wce``).
 
     Reference: Jadon 2020, sec. II-B, doi:10.1109/CIBCB48159.2020.9277638.
+
+    ``reduction="none"``: the elements ``(N, C, *spatial)`` (ignored voxels hold 0).
 
     Empty ground truth: with ``beta=None`` and no positive voxel, beta is taken as 1 (plain BCE).
 
@@ -441,6 +449,8 @@ def topk_threshold_loss(prep: Prepared, *, threshold: float = 0.5, reduction: st
 
     Defaults: ``threshold=0.5``, the middle of the range Ma et al. compared.
     When no voxel qualifies (every voxel already confident), the loss is 0 with zero gradient.
+    ``reduction="none"``: the per-voxel CE times the selection mask, ``(N, *spatial)`` multiclass,
+    ``(N, C, *spatial)`` binary / multilabel.
     """
     check_positive("threshold", threshold)
     if threshold > 1:
@@ -636,6 +646,8 @@ def dpce_loss(
     The ``1 +`` keeps the plain cross entropy as a floor, so the weighting never vanishes.
 
     ``distance_map``: the precomputed ``penalty_map`` ``(N, C, *spatial)`` (same ``spacing``).
+    ``reduction="none"``: the weighted per-voxel elements, ``(N, *spatial)`` multiclass,
+    ``(N, C, *spatial)`` binary / multilabel (ignored voxels hold 0).
 
     Reference: Caliva et al., "Distance map loss penalty term for semantic segmentation", MIDL
     2019, arXiv:1908.03679; Ma et al. 2021 eq. (6), doi:10.1016/j.media.2021.102035.

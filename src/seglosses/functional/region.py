@@ -697,6 +697,8 @@ def ss_loss(
     Defaults: ``w=0.05`` (Brosch et al.: weighting specificity higher -- the background term --
     suits small lesions), ``smooth=1e-5`` (denominators only).
 
+    ``reduction="none"``: ``(N, C_kept)`` (``(1, C_kept)`` with ``batch``).
+
     Empty ground truth: an absent class has a zero sensitivity term; its loss is
     ``(1-w) * mean p^2`` over the sample, 0 when nothing is predicted.
 

@@ -89,6 +89,9 @@ class BalancedCELoss(SegLoss, registered_as='balanced_ce'):
 
     Reference: Xie & Tu, "Holistically-nested edge detection", ICCV 2015, arXiv:1504.06375.
 
+    ``reduction="none"``: the weighted elements, ``(N, *spatial)`` multiclass,
+    ``(N, C, *spatial)`` binary / multilabel (ignored voxels hold 0).
+
     No hyper-parameter. Empty ground truth: beta = 1, so only the (empty) positive term is
     weighted and the loss is 0: an image without foreground gives no gradient. Use it with a
     region loss or ``ce`` for such data.
@@ -323,6 +326,8 @@ class ComboLoss(SegLoss, registered_as='combo'):
     ``1 - Dice`` so the loss is >= 0 and 0 for a perfect prediction. ``log(1 - p)`` is computed
     stably (:func:`log1m_probs`); the reference clips p to ``[eps, 1 - eps]`` instead.
 
+    ``reduction="none"``: one value per sample ``(N,)`` (``(1,)`` with ``batch``).
+
     Empty ground truth: the cross-entropy half is well defined; the Dice half is as in
     ``dice_loss`` (0 for an absent class predicted absent). An all-ignored sample gives 0.
 
@@ -448,6 +453,8 @@ class DistancePenalizedCELoss(SegLoss, registered_as='dpce'):
     The ``1 +`` keeps the plain cross entropy as a floor, so the weighting never vanishes.
 
     ``distance_map``: the precomputed ``penalty_map`` ``(N, C, *spatial)`` (same ``spacing``).
+    ``reduction="none"``: the weighted per-voxel elements, ``(N, *spatial)`` multiclass,
+    ``(N, C, *spatial)`` binary / multilabel (ignored voxels hold 0).
 
     Reference: Caliva et al., "Distance map loss penalty term for semantic segmentation", MIDL
     2019, arXiv:1908.03679; Ma et al. 2021 eq. (6), doi:10.1016/j.media.2021.102035.
@@ -506,6 +513,8 @@ class ExpLogLoss(SegLoss, registered_as='ell'):
     Numerics: :math:`x^{0.3}` has an infinite slope at ``x = 0`` (a perfectly predicted class or
     voxel), so below ``x = 1e-6`` the power is replaced by its chord (continuous, 0 at 0, slope
     at most ``1e-6^(gamma - 1)``): finite gradients, values exact above 1e-6.
+
+    ``reduction="none"``: one value per sample ``(N,)`` (``(1,)`` with ``batch``).
 
     Empty ground truth: an absent class has ``Dice = s / (sum p + s)`` (1 when nothing is
     predicted); its label weight is never used by the cross term. An all-ignored sample gives 0.
@@ -1125,6 +1134,8 @@ class ShapeAwareLoss(SegLoss, registered_as='shape_aware'):
     the units of ``spacing``.
 
     ``distance_map``: the precomputed ``boundary_distance_map`` of the target ``(N, C, *spatial)``.
+    ``reduction="none"``: the weighted per-voxel elements, ``(N, *spatial)`` multiclass,
+    ``(N, C, *spatial)`` binary / multilabel (ignored voxels hold 0).
 
     Reference: Hayder, He & Salzmann, "Boundary-aware instance segmentation" (shape-aware loss),
     CVPR 2017, arXiv:1612.03129; Jadon 2020 sec. II-I, doi:10.1109/CIBCB48159.2020.9277638.
@@ -1228,6 +1239,8 @@ class SensitivitySpecificityLoss(SegLoss, registered_as='ss'):
     Defaults: ``w=0.05`` (Brosch et al.: weighting specificity higher -- the background term --
     suits small lesions), ``smooth=1e-5`` (denominators only).
 
+    ``reduction="none"``: ``(N, C_kept)`` (``(1, C_kept)`` with ``batch``).
+
     Empty ground truth: an absent class has a zero sensitivity term; its loss is
     ``(1-w) * mean p^2`` over the sample, 0 when nothing is predicted.
 
@@ -1322,6 +1335,8 @@ class TopKThresholdLoss(SegLoss, registered_as='topk_threshold'):
 
     Defaults: ``threshold=0.5``, the middle of the range Ma et al. compared.
     When no voxel qualifies (every voxel already confident), the loss is 0 with zero gradient.
+    ``reduction="none"``: the per-voxel CE times the selection mask, ``(N, *spatial)`` multiclass,
+    ``(N, C, *spatial)`` binary / multilabel.
 
     Examples: see :func:`seglosses.functional.topk_threshold_loss`;
     ``TopKThresholdLoss(**options)(logits, target)`` equals ``topk_threshold_loss(logits, target, **options)``.
@@ -1432,6 +1447,9 @@ class WeightedCELoss(SegLoss, registered_as='wce'):
 
     Reference: Ma et al. 2021, eq. (2), doi:10.1016/j.media.2021.102035.
 
+    ``reduction="none"``: the per-voxel elements times their class weight, ``(N, *spatial)`` multiclass,
+    ``(N, C, *spatial)`` binary / multilabel (ignored voxels hold 0).
+
     Empty ground truth: absent classes get weight 0 (they have no voxels); a batch of one class
     reduces to plain CE.
 
@@ -1471,6 +1489,8 @@ class WeightedBCELoss(SegLoss, registered_as='weighted_bce'):
     weighting use ``wce``).
 
     Reference: Jadon 2020, sec. II-B, doi:10.1109/CIBCB48159.2020.9277638.
+
+    ``reduction="none"``: the elements ``(N, C, *spatial)`` (ignored voxels hold 0).
 
     Empty ground truth: with ``beta=None`` and no positive voxel, beta is taken as 1 (plain BCE).
 
