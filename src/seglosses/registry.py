@@ -70,6 +70,8 @@ class LossInfo:
     modes: Tuple[str, ...]
     needs_distance_map: bool = False
     call_args: Tuple[str, ...] = ()
+    #: multiclass input read one class against the rest: a sigmoid per channel, not a softmax
+    one_vs_rest: bool = False
     spec: Optional[str] = None  # named compounds: the weighted sum they stand for
     #: named compounds: builds the weight schedule the compound gets from build_loss(name)
     schedule_factory: Optional[Callable] = field(default=None, repr=False, compare=False)
@@ -220,6 +222,7 @@ def register_loss(
     call_args: Sequence[str] = (),
     class_name: Optional[str] = None,
     aliases: Sequence[str] = (),
+    one_vs_rest: bool = False,
 ) -> Callable[[Callable], Callable]:
     """Register a core loss function ``fn(prep: Prepared, *, **options) -> Tensor``.
 
@@ -227,6 +230,8 @@ def register_loss(
     that are per-call inputs (e.g. ``distance_map``), not options. ``class_name`` names the
     module form as the paper does (``"GeneralizedDiceLoss"``; default: the CamelCase name plus
     ``Loss``); ``aliases`` are further importable names of it (the CamelCase name is always one).
+    ``one_vs_rest``: in multiclass mode the loss applies a sigmoid per channel (one class against
+    the rest), so ``from_logits=False`` expects per-class sigmoid probabilities.
     Losses of the package get their class in :mod:`seglosses.losses._classes`: after adding one,
     run ``python scripts/gen_loss_classes.py``.
     """
@@ -254,6 +259,7 @@ def register_loss(
             modes=tuple(modes),
             needs_distance_map=needs_distance_map,
             call_args=tuple(call_args),
+            one_vs_rest=one_vs_rest,
             summary=doc.split("\n\n")[0].replace("\n", " "),
             class_name=class_name or _camel(name),
             aliases=tuple(dict.fromkeys(a for a in (*aliases, _camel(name)) if a != (class_name or _camel(name)))),

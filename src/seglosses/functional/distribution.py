@@ -574,6 +574,7 @@ def focal_loss(
     category="distribution",
     paper="Lin et al. 2017 arXiv:1708.02002 (sigmoid form, sec. 3.1); smp FocalLoss(mode='multiclass')",
     formula="focal loss of one sigmoid per class against the rest, mean over (voxel, class) elements",
+    one_vs_rest=True,
 )
 def sigmoid_focal_loss(
     prep: Prepared,
