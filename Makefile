@@ -5,7 +5,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-TORCH  ?= torch==2.13.0
+TORCH  ?= torch==2.13.0 torchvision==0.28.0
 OUT    ?= seglosses_out
 
 .PHONY: bench test install install-test browser clean
