@@ -281,8 +281,8 @@ def _float_label_map(target: Tensor, logits: Tensor, validate: bool) -> Tensor:
     values are integral (MONAI's habit with ``to_onehot_y=True``); anything else is ambiguous."""
     if validate and target.numel() and not bool((target == target.round()).all()):
         raise ValueError(
-            f"target: a float target of shape {tuple(target.shape)} for logits of shape {tuple(logits.shape)} "
-            f"is read as a label map and must hold integral class indices, got non-integral values; for a "
+            f"target: a float target of shape {tuple(target.shape)} for logits of shape "
+            f"{tuple(logits.shape)} is read as a label map and must hold integral class indices, got non-integral values; for a "
             f"label map use target.long(), for a soft or one-hot target pass a float tensor of the logits' "
             f"shape {tuple(logits.shape)} (target.float())"
         )
@@ -341,7 +341,8 @@ def prepare(
         target = target.to(torch.uint8)
         is_int = True
     if is_int and c > 1 and tuple(target.shape) == tuple(logits.shape):
-        target = _integer_one_hot(target, validate).to(cdtype)  # F.one_hot(...), uint8 / bool masks: a one-hot target
+        # F.one_hot(...), uint8 / bool masks: a one-hot / multi-hot target
+        target = _integer_one_hot(target, validate).to(cdtype)
         is_int = False
     elif not is_int and target.is_floating_point() and c > 1 and _as_label_map(target, logits) is not None:
         target = _float_label_map(target, logits, validate)  # MONAI's float (N, 1, *spatial) label maps

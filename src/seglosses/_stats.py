@@ -317,7 +317,12 @@ def label_map_stats(
 
 
 def soft_stats(
-    prep: Prepared, *, batch: bool = False, squared: bool = False, probs: Tensor | None = None, soft_label: bool = False
+    prep: Prepared,
+    *,
+    batch: bool = False,
+    squared: bool = False,
+    probs: Tensor | None = None,
+    soft_label: bool = False,
 ) -> SoftStats:
     """Soft ``tp``, ``sum_p`` and ``sum_g`` per (sample, class) ``(N, C)``, or ``(1, C)`` with ``batch``.
 

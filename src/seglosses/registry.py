@@ -150,13 +150,18 @@ class SegLoss(nn.Module):
 
 #: argument names of MONAI / smp / kornia losses -> what seglosses offers instead
 FOREIGN_ARGS = {
-    "to_onehot_y": "nothing: label maps (N, *spatial) or (N, 1, *spatial), integer or float, are accepted as they are",
+    "to_onehot_y": (
+        "nothing: label maps (N, *spatial) or (N, 1, *spatial), integer or float, are accepted as they are"
+    ),
     "softmax": "mode='multiclass' (the default when C > 1)",
     "use_softmax": "mode='multiclass' (the default when C > 1)",
     "sigmoid": "mode='binary' (the default when C == 1) or mode='multilabel'",
     "other_act": "from_logits=False, passing the activated tensor instead of the logits",
     "squared_pred": "squared=True",
-    "jaccard": "the 'iou' loss (MONAI's jaccard=True with smooth_nr=a, smooth_dr=b is iou with smooth_nr=a/2, smooth_dr=b/2)",
+    "jaccard": (
+        "the 'iou' loss (MONAI's jaccard=True with smooth_nr=a, smooth_dr=b is iou with "
+        "smooth_nr=a/2, smooth_dr=b/2)"
+    ),
     "weight": "class_weights=[...] (a weighted mean over the classes)",
     "lambda_dice": "a weighted spec such as build_loss('0.5*dice+2*ce')",
     "lambda_ce": "a weighted spec such as build_loss('0.5*dice+2*ce')",
@@ -168,7 +173,11 @@ FOREIGN_ARGS = {
 def foreign_hint(unknown) -> str:
     """``"; 'softmax' is not a seglosses argument; the seglosses equivalent is ..."`` for the MONAI /
     smp / kornia names among ``unknown`` (empty string if none)."""
-    hints = [f"{k!r} is not a seglosses argument; the seglosses equivalent is {FOREIGN_ARGS[k]}" for k in sorted(unknown) if k in FOREIGN_ARGS]
+    hints = [
+        f"{k!r} is not a seglosses argument; the seglosses equivalent is {FOREIGN_ARGS[k]}"
+        for k in sorted(unknown)
+        if k in FOREIGN_ARGS
+    ]
     return ("; " + "; ".join(hints)) if hints else ""
 
 
@@ -187,7 +196,8 @@ def _check_kwargs(info: LossInfo, kwargs: dict) -> None:
     unknown = sorted(set(kwargs) - set(info.options))
     if unknown:
         raise ValueError(
-            f"{info.name}: unknown argument(s) {unknown}{foreign_hint(unknown)}; valid arguments are {sorted(info.options)}"
+            f"{info.name}: unknown argument(s) {unknown}{foreign_hint(unknown)}; "
+            f"valid arguments are {sorted(info.options)}"
         )
 
 

@@ -101,7 +101,9 @@ def _times(a: Optional[Tensor], b: Optional[Tensor]) -> Optional[Tensor]:
     formula="-mean_i sum_c g_ic log p_ic (weighted mean with class_weights)",
     class_name="CELoss",
 )
-def ce_loss(prep: Prepared, *, class_weights: Weights = None, label_smoothing: float = 0.0, reduction: str = "mean") -> Tensor:
+def ce_loss(
+    prep: Prepared, *, class_weights: Weights = None, label_smoothing: float = 0.0, reduction: str = "mean"
+) -> Tensor:
     r"""Cross entropy.
 
     .. math:: L_{CE} = -\frac{1}{\sum_i w_i} \sum_i w_i \sum_c g_{ic} \log p_{ic}
@@ -565,7 +567,8 @@ def focal_loss(
         weights = _times(weights, _voxel_class_weights(prep, cw, elem).expand_as(elem))
     if background_dropped(prep, include_background):
         elem = keep_classes(elem, prep, include_background)
-        weights = None if weights is None else keep_classes(weights.expand(prep.logits.shape), prep, include_background)
+        if weights is not None:
+            weights = keep_classes(weights.expand(prep.logits.shape), prep, include_background)
     return reduce_loss(elem, reduction, weights)
 
 

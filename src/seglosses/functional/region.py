@@ -491,7 +491,9 @@ def asym_loss(
 
 # ----------------------------------------------------------------------------- generalized Dice
 
-def gdice_score(prep: Prepared, *, smooth: Smooth, batch: bool, include_background: bool, soft_label: bool = False) -> Tensor:
+def gdice_score(
+    prep: Prepared, *, smooth: Smooth, batch: bool, include_background: bool, soft_label: bool = False
+) -> Tensor:
     r"""Generalized Dice score per sample ``(N,)`` (or ``(1,)`` with ``batch``).
 
     :math:`w_c = 1/(\sum_i g_{ic})^2`; a class whose weight is infinite (absent from the target of
@@ -571,7 +573,8 @@ def gdice_loss(
     0.25
     """
     s = _smooths(smooth, smooth_nr, smooth_dr)
-    loss = 1.0 - gdice_score(prep, smooth=s, batch=batch, include_background=include_background, soft_label=soft_label)
+    gd = gdice_score(prep, smooth=s, batch=batch, include_background=include_background, soft_label=soft_label)
+    loss = 1.0 - gd
     return reduce_loss(loss, reduction)
 
 

@@ -44,7 +44,11 @@ class CompoundLoss(nn.Module):
     """
 
     def __init__(
-        self, terms: Sequence[Tuple[float, nn.Module]], spec: Optional[str] = None, schedule=None, reduction: str = "mean"
+        self,
+        terms: Sequence[Tuple[float, nn.Module]],
+        spec: Optional[str] = None,
+        schedule=None,
+        reduction: str = "mean",
     ):
         super().__init__()
         check_reduction(reduction)
@@ -86,7 +90,9 @@ class CompoundLoss(nn.Module):
         for k in shared:
             if not any(k in infos[t].options for t in infos):
                 valid = sorted(set(CONTRACT_ARGS) | {o for i in infos.values() for o in i.options} | set(infos))
-                raise ValueError(f"{spec}: unknown argument {k!r}{foreign_hint([k])}; valid arguments are {valid}")
+                raise ValueError(
+                    f"{spec}: unknown argument {k!r}{foreign_hint([k])}; valid arguments are {valid}"
+                )
         modules = []
         for w, t in terms:
             opts = {k: v for k, v in shared.items() if k in infos[t].options}
