@@ -98,3 +98,14 @@ def test_monai_argument_names_name_the_equivalent(name, value, says):
         seglosses.functional.dice_loss(x, y, **{name: value})
     with pytest.raises(ValueError, match=re.escape(says)):
         seglosses.build_loss("dice+ce", **{name: value})
+
+
+def test_every_foreign_name_is_in_the_guide_and_raises():
+    from seglosses.registry import FOREIGN_ARGS
+
+    text = DOC.read_text()
+    section = text[text.index("## Their argument names") : text.index("## Convention differences")]
+    for name, equivalent in FOREIGN_ARGS.items():
+        assert f"`{name}" in section, name
+        with pytest.raises(ValueError, match=re.escape(equivalent)):
+            seglosses.build_loss("dice", **{name: 1})
