@@ -138,6 +138,8 @@ def translate(project: str, peer: str, args: dict, c: int) -> Tuple[Loss, float]
             return seglosses.build_loss("log_hausdorff" if name.startswith("Log") else "hausdorff", **kw), 1.0
     if project == "kornia":
         ii = args.get("ignore_index", -100)
+        if name == "binary_focal_loss_with_logits":  # reduction "none" by default: the elements
+            return seglosses.build_loss("focal", mode="binary", alpha=args.get("alpha"), gamma=args.get("gamma", 2.0), reduction="none"), 1.0
         w = args.get("weight")
         w = None if w is None else w["tensor"]
         if name == "DiceLoss":

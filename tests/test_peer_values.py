@@ -3,7 +3,7 @@
 ``tests/data/peer_loss_values.json`` holds the literal expected values of MONAI
 ``tests/losses/test_{dice,tversky,generalized_dice,focal,dice_ce,hausdorff}_loss.py`` (read at
 Project-MONAI/MONAI d388d1c6fec8cb3a0eebee5b5a0b9776ca59ca83), kornia
-``tests/losses/test_{dice,tversky}.py`` (kornia/kornia b4f5a78a13891c7ac4c1cd9695941380273e981d) and
+``tests/losses/test_{dice,tversky,focal_loss}.py`` (kornia/kornia b4f5a78a13891c7ac4c1cd9695941380273e981d) and
 smp ``tests/test_losses.py`` (qubvel-org/segmentation_models.pytorch
 5006616357631a48c7c8e11977cf5abb00803590); each case names its file and commit. Each case's
 constructor is mapped to seglosses arguments by :func:`_peers.translate` (the migration guide as
@@ -41,6 +41,8 @@ def _inputs(case):
     x, y = _tensor(case["input"]), _tensor(case["target"])
     if case["project"] == "kornia" and y.shape[0] != x.shape[0]:
         y = y[: x.shape[0]]  # the micro-averaging test broadcasts a batch-2 target over batch-1 logits
+    if case["project"] == "kornia" and x.ndim == 2:  # kornia's binary focal test: (1, 2) logits
+        x, y = x.unsqueeze(1), y.unsqueeze(1)
     if case["project"] == "smp" and x.ndim == 1:  # smp's 1-D soft BCE test: one sample, one channel
         x, y = x.view(1, 1, -1), y.view(1, -1)
     elif case["project"] == "smp" and x.ndim == 2:  # smp's (voxels, classes) soft CE test
@@ -100,4 +102,4 @@ def test_count_of_cases_not_expressible():
             key = next((k for k in NOT_EXPRESSIBLE if k in str(exc)), str(exc))
             reasons[key] = reasons.get(key, 0) + 1
     assert reasons == NOT_EXPRESSIBLE
-    assert len(DATA) - sum(reasons.values()) == 100
+    assert len(DATA) - sum(reasons.values()) == 103
