@@ -347,3 +347,22 @@ def test_ambiguous_targets_say_which_conversion_fixes_them():
 
 def test_seglosses_top_level_names_still_lazy():
     assert "build_loss" in dir(seglosses)
+
+
+# ----------------------------------------------------------------------------- soft labels: properties
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), name=st.sampled_from(["dice", "iou"]))
+def test_soft_label_forms_are_nonnegative_symmetric_and_zero_on_the_diagonal(seed, name):
+    g = torch.Generator().manual_seed(seed)
+    p = torch.rand(2, 3, 4, 5, generator=g, dtype=torch.float64)
+    q = torch.rand(2, 3, 4, 5, generator=g, dtype=torch.float64)
+    loss = build_loss(name, mode="multilabel", from_logits=False, soft_label=True, smooth=0.0, reduction="none")
+    a, b = loss(p, q), loss(q, p)
+    assert (a >= -1e-12).all() and (a <= 1 + 1e-12).all()
+    torch.testing.assert_close(a, b)  # a semimetric: symmetric in prediction and target
+    torch.testing.assert_close(loss(p, p), torch.zeros_like(a), atol=1e-12, rtol=0)
