@@ -16,7 +16,7 @@ import importlib
 import importlib.util
 import sys
 import types
-from typing import Callable, Optional, Tuple
+from typing import Callable, Tuple
 
 import torch
 from conftest import require

@@ -20,7 +20,6 @@ from seglosses.functional import (
     ce_loss,
     dice_loss,
     focal_loss,
-    gdice_loss,
     hausdorff_loss,
     iou_loss,
     log_hausdorff_loss,
@@ -301,8 +300,6 @@ def test_compound_none_is_the_loss_of_each_sample(spec):
 
 
 def test_compound_none_slices_per_call_inputs_and_has_gradients():
-    from seglosses.distance import unsigned_distance_map  # noqa: F401  (map helpers exist)
-
     x, y = _mc()
     x.requires_grad_(True)
     loss = build_loss("dice+hausdorff", reduction="none")
