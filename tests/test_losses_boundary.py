@@ -12,7 +12,14 @@ from _inputs import blob_batch
 
 import seglosses
 from seglosses import build_loss, list_losses, loss_info
-from seglosses.distance import boundary_distance_map, penalty_map, signed_distance_map, unsigned_distance_map
+from seglosses.distance import (
+    LOSS_MAP_KIND,
+    MAP_KINDS,
+    boundary_distance_map,
+    penalty_map,
+    signed_distance_map,
+    unsigned_distance_map,
+)
 from seglosses.functional import (
     boundary_loss,
     ce_loss,
@@ -256,6 +263,15 @@ def test_cmss_argument_errors():
 # ----------------------------------------------------------------------------- precomputed == on the fly
 
 _MAP_FN = {"dpce": penalty_map, "boundary": signed_distance_map, "hausdorff": unsigned_distance_map, "shape_aware": boundary_distance_map}
+_MAP_FN.update({n: MAP_KINDS[LOSS_MAP_KIND[n]] for n in MAP_LOSSES if n not in _MAP_FN})  # e.g. log_hausdorff
+
+
+def test_every_map_loss_names_its_map_kind():
+    """A loss that needs a distance map has its kind in seglosses.distance.LOSS_MAP_KIND (so that
+    distance_map(name) and PrecomputeDistanceMaps(name) work)."""
+    assert set(MAP_LOSSES) <= set(LOSS_MAP_KIND), sorted(set(MAP_LOSSES) - set(LOSS_MAP_KIND))
+    for n in ("dpce", "boundary", "hausdorff", "shape_aware"):
+        assert MAP_KINDS[LOSS_MAP_KIND[n]] is _MAP_FN[n]
 
 
 @pytest.mark.parametrize("name", MAP_LOSSES)

@@ -475,13 +475,21 @@ MAP_KINDS = {
     "penalty": penalty_map,
     "boundary_distance": boundary_distance_map,
 }
-LOSS_MAP_KIND = {"boundary": "signed", "hausdorff": "unsigned", "dpce": "penalty", "shape_aware": "boundary_distance"}
+#: the map each distance-map loss takes (``distance_map=`` and :class:`seglosses.transforms.PrecomputeDistanceMaps`)
+LOSS_MAP_KIND = {
+    "boundary": "signed",
+    "hausdorff": "unsigned",
+    "log_hausdorff": "unsigned",
+    "dpce": "penalty",
+    "shape_aware": "boundary_distance",
+}
 
 
 def distance_map(kind: str, target: ArrayLike, num_classes: Optional[int] = None, spacing: Spacing = None, **kwargs) -> ArrayLike:
     """The map of ``kind`` -- ``"signed"``, ``"unsigned"``, ``"penalty"``, ``"boundary_distance"``
-    or the name of the loss that takes it (``"boundary"``, ``"hausdorff"``, ``"dpce"``,
-    ``"shape_aware"``) -- for ``target``; keyword arguments as the map functions."""
+    or the name of the loss that takes it (:data:`LOSS_MAP_KIND`: ``"boundary"``, ``"hausdorff"``,
+    ``"log_hausdorff"``, ``"dpce"``, ``"shape_aware"``) -- for ``target``; keyword arguments as
+    the map functions."""
     key = LOSS_MAP_KIND.get(kind, kind)
     if key not in MAP_KINDS:
         raise ValueError(f"kind: expected one of {sorted(MAP_KINDS) + sorted(LOSS_MAP_KIND)}, got {kind!r}")
