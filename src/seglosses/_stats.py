@@ -21,8 +21,18 @@ import torch
 from torch import Tensor
 
 from ._contract import Prepared
+from ._ddp import all_reduce_sum, require_process_group
 
-__all__ = ["SoftStats", "soft_stats", "label_map_stats", "scatter_classes", "class_sum", "true_class", "neg_log_true_class"]
+__all__ = [
+    "SoftStats",
+    "soft_stats",
+    "batch_sum",
+    "label_map_stats",
+    "scatter_classes",
+    "class_sum",
+    "true_class",
+    "neg_log_true_class",
+]
 
 
 class SoftStats(NamedTuple):
@@ -281,12 +291,33 @@ def label_map_stats(
     return tp, sum_p, t2, sum_g
 
 
-def soft_stats(prep: Prepared, *, batch: bool = False, squared: bool = False, probs: Tensor | None = None) -> SoftStats:
+def batch_sum(tensors, *, batch: bool, ddp: bool = False) -> tuple:
+    """Pool per-sample statistics ``(N, ...)`` over the batch: each becomes ``(1, ...)``.
+
+    The one place where batch statistics are pooled. With ``ddp=True`` the pooled sums are also
+    summed over the ranks of the default process group, with gradients
+    (:func:`seglosses._ddp.all_reduce_sum`), so they are those of the global batch under
+    DistributedDataParallel. ``batch=False`` returns the tensors unchanged (per-sample
+    statistics need no communication), but ``ddp=True`` still requires a process group.
+    """
+    tensors = tuple(tensors)
+    if ddp:
+        require_process_group()
+    if not batch:
+        return tensors
+    pooled = tuple(t.sum(0, keepdim=True) for t in tensors)
+    return all_reduce_sum(pooled) if ddp else pooled
+
+
+def soft_stats(
+    prep: Prepared, *, batch: bool = False, squared: bool = False, probs: Tensor | None = None, ddp: bool = False
+) -> SoftStats:
     """Soft ``tp``, ``sum_p`` and ``sum_g`` per (sample, class) ``(N, C)``, or ``(1, C)`` with ``batch``.
 
     ``squared=True`` returns ``sum p^2`` and ``sum g^2`` in place of ``sum p`` and ``sum g``
     (Milletari's V-Net Dice). ``probs`` overrides ``prep.probs`` (e.g. a hard prediction).
     Label maps go through :func:`label_map_stats` (gather / scatter, fused backward).
+    ``ddp=True`` with ``batch=True``: summed over the DDP ranks too (:func:`batch_sum`).
     """
     n, c = prep.batch_size, prep.num_classes
     if prep.labels is not None:
@@ -300,6 +331,4 @@ def soft_stats(prep: Prepared, *, batch: bool = False, squared: bool = False, pr
         tp = (p * g).sum(2)
         sum_g = (g * g).sum(2) if squared else g.sum(2)
         sum_p = _masked_sum(p * p if squared else p, valid)
-    if batch:
-        tp, sum_p, sum_g = tp.sum(0, keepdim=True), sum_p.sum(0, keepdim=True), sum_g.sum(0, keepdim=True)
-    return SoftStats(tp, sum_p, sum_g)
+    return SoftStats(*batch_sum((tp, sum_p, sum_g), batch=batch, ddp=ddp))

@@ -10,6 +10,11 @@ and multilabel channels are all foreground). ``smooth`` is added to numerator an
 ``reduction="none"`` returns the per-(sample, class) loss ``(N, C_kept)``, or ``(1, C_kept)``
 with ``batch=True``.
 
+``ddp=True`` (every loss here): with ``batch=True`` the batch statistics are summed over the
+ranks of DistributedDataParallel's default process group, with gradients, so the loss is that
+of the global batch (:mod:`seglosses._ddp`, ``docs/ddp.md``); it raises without a process group
+and changes nothing with ``batch=False``.
+
 Absent classes: a class with no voxel in the target (of a sample, or of the batch with
 ``batch=True``) scores ``smooth / (sum p + smooth)``: loss 0 when nothing is predicted for it,
 close to 1 as soon as anything is. This is MONAI's and smp's behaviour with a small ``smooth``.
@@ -24,7 +29,7 @@ from torch import Tensor
 
 from .._contract import Prepared, check_positive
 from .._reduce import class_weight_tensor, keep_classes, reduce_loss
-from .._stats import SoftStats, label_map_stats, soft_stats
+from .._stats import SoftStats, batch_sum, label_map_stats, soft_stats
 from ..registry import register_loss
 
 __all__ = [
@@ -75,6 +80,7 @@ def dice_loss(
     *,
     smooth: float = 1e-5,
     batch: bool = False,
+    ddp: bool = False,
     squared: bool = False,
     include_background: bool = True,
     class_weights: Weights = None,
@@ -112,7 +118,7 @@ def dice_loss(
     0.1
     """
     _check_smooth(smooth)
-    st = soft_stats(prep, batch=batch, squared=squared)
+    st = soft_stats(prep, batch=batch, squared=squared, ddp=ddp)
     return reduce_region(1.0 - dice_score_from_stats(st, smooth), prep, include_background=include_background, class_weights=class_weights, reduction=reduction)
 
 
@@ -156,6 +162,7 @@ def iou_loss(
     *,
     smooth: float = 1e-5,
     batch: bool = False,
+    ddp: bool = False,
     include_background: bool = True,
     class_weights: Weights = None,
     reduction: str = "mean",
@@ -191,7 +198,7 @@ def iou_loss(
     0.6667
     """
     _check_smooth(smooth)
-    st = soft_stats(prep, batch=batch)
+    st = soft_stats(prep, batch=batch, ddp=ddp)
     score = (st.tp + smooth) / (st.sum_p + st.sum_g - st.tp + smooth).clamp_min(1e-12)
     return reduce_region(1.0 - score, prep, include_background=include_background, class_weights=class_weights, reduction=reduction)
 
@@ -211,6 +218,7 @@ def tversky_loss(
     beta: float = 0.7,
     smooth: float = 1e-5,
     batch: bool = False,
+    ddp: bool = False,
     include_background: bool = True,
     class_weights: Weights = None,
     reduction: str = "mean",
@@ -252,7 +260,7 @@ def tversky_loss(
     _check_smooth(smooth)
     _check_unit("alpha", alpha)
     _check_unit("beta", beta)
-    st = soft_stats(prep, batch=batch)
+    st = soft_stats(prep, batch=batch, ddp=ddp)
     score = tversky_index_from_stats(st, alpha, beta, smooth)
     return reduce_region(1.0 - score, prep, include_background=include_background, class_weights=class_weights, reduction=reduction)
 
@@ -271,6 +279,7 @@ def focal_tversky_loss(
     gamma: float = 4.0 / 3.0,
     smooth: float = 1e-5,
     batch: bool = False,
+    ddp: bool = False,
     include_background: bool = True,
     class_weights: Weights = None,
     reduction: str = "mean",
@@ -309,7 +318,7 @@ def focal_tversky_loss(
     _check_unit("alpha", alpha)
     _check_unit("beta", beta)
     check_positive("gamma", gamma)
-    st = soft_stats(prep, batch=batch)
+    st = soft_stats(prep, batch=batch, ddp=ddp)
     loss = _safe_pow(1.0 - tversky_index_from_stats(st, alpha, beta, smooth), 1.0 / gamma)
     return reduce_region(loss, prep, include_background=include_background, class_weights=class_weights, reduction=reduction)
 
@@ -326,6 +335,7 @@ def asym_loss(
     beta: float = 1.5,
     smooth: float = 1e-5,
     batch: bool = False,
+    ddp: bool = False,
     include_background: bool = True,
     class_weights: Weights = None,
     reduction: str = "mean",
@@ -363,6 +373,7 @@ def asym_loss(
         beta=b2 / (1.0 + b2),
         smooth=smooth,
         batch=batch,
+        ddp=ddp,
         include_background=include_background,
         class_weights=class_weights,
         reduction=reduction,
@@ -371,7 +382,7 @@ def asym_loss(
 
 # ----------------------------------------------------------------------------- generalized Dice
 
-def gdice_score(prep: Prepared, *, smooth: float, batch: bool, include_background: bool) -> Tensor:
+def gdice_score(prep: Prepared, *, smooth: float, batch: bool, include_background: bool, ddp: bool = False) -> Tensor:
     r"""Generalized Dice score per sample ``(N,)`` (or ``(1,)`` with ``batch``).
 
     :math:`w_c = 1/(\sum_i g_{ic})^2`; a class whose weight is infinite (absent from the target of
@@ -379,7 +390,7 @@ def gdice_score(prep: Prepared, *, smooth: float, batch: bool, include_backgroun
     (MONAI's rule); a row where every class is absent gets weight 0 everywhere (score
     ``s / s = 1``). The weights are constants (they depend on the target only).
     """
-    st = soft_stats(prep, batch=batch)
+    st = soft_stats(prep, batch=batch, ddp=ddp)
     tp = keep_classes(st.tp, prep, include_background)
     sp = keep_classes(st.sum_p, prep, include_background)
     sg = keep_classes(st.sum_g, prep, include_background).detach()
@@ -403,6 +414,7 @@ def gdice_loss(
     *,
     smooth: float = 1e-5,
     batch: bool = False,
+    ddp: bool = False,
     include_background: bool = True,
     reduction: str = "mean",
 ) -> Tensor:
@@ -443,7 +455,7 @@ def gdice_loss(
     0.25
     """
     _check_smooth(smooth)
-    loss = 1.0 - gdice_score(prep, smooth=smooth, batch=batch, include_background=include_background)
+    loss = 1.0 - gdice_score(prep, smooth=smooth, batch=batch, include_background=include_background, ddp=ddp)
     return reduce_loss(loss, reduction)
 
 
@@ -459,6 +471,7 @@ def pgdice_loss(
     k: float = 2.5,
     smooth: float = 1e-5,
     batch: bool = False,
+    ddp: bool = False,
     include_background: bool = True,
     reduction: str = "mean",
 ) -> Tensor:
@@ -494,14 +507,14 @@ def pgdice_loss(
     """
     _check_smooth(smooth)
     check_positive("k", k, allow_zero=True)
-    gd = gdice_score(prep, smooth=smooth, batch=batch, include_background=include_background)
+    gd = gdice_score(prep, smooth=smooth, batch=batch, include_background=include_background, ddp=ddp)
     loss = 1.0 - gd / (1.0 + k * (1.0 - gd))
     return reduce_loss(loss, reduction)
 
 
 # ----------------------------------------------------------------------------- sensitivity-specificity
 
-def _ss_sums(prep: Prepared, batch: bool):
+def _ss_sums(prep: Prepared, batch: bool, ddp: bool = False):
     """``(sum (g-p)^2 g, sum (g-p)^2 (1-g), sum g, sum (1-g))`` per (sample, class), no one-hot.
 
     Label map: over the voxels of class c, ``sum (1 - p)^2 = n_c - 2 tp_c + t2_c`` with
@@ -522,9 +535,7 @@ def _ss_sums(prep: Prepared, batch: bool):
         sq = (g - p).square() * v
         pos_err, neg_err = (sq * g).sum(2), (sq * (1.0 - g)).sum(2)
         pos, neg = (g * v).sum(2), ((1.0 - g) * v).sum(2)
-    if batch:
-        return tuple(x.sum(0, keepdim=True) for x in (pos_err, neg_err, pos, neg))
-    return pos_err, neg_err, pos, neg
+    return batch_sum((pos_err, neg_err, pos, neg), batch=batch, ddp=ddp)
 
 
 @register_loss(
@@ -539,6 +550,7 @@ def ss_loss(
     w: float = 0.05,
     smooth: float = 1e-5,
     batch: bool = False,
+    ddp: bool = False,
     include_background: bool = True,
     class_weights: Weights = None,
     reduction: str = "mean",
@@ -577,7 +589,7 @@ def ss_loss(
     _check_smooth(smooth)
     if not (isinstance(w, (int, float)) and 0.0 <= w <= 1.0):
         raise ValueError(f"w: expected a number in [0, 1], got {w!r}")
-    pos_err, neg_err, pos, neg = _ss_sums(prep, batch)
+    pos_err, neg_err, pos, neg = _ss_sums(prep, batch, ddp)
     loss = w * pos_err / (pos + smooth).clamp_min(1e-12) + (1.0 - w) * neg_err / (neg + smooth).clamp_min(1e-12)
     return reduce_region(loss, prep, include_background=include_background, class_weights=class_weights, reduction=reduction)
 
@@ -595,6 +607,7 @@ def log_cosh_dice_loss(
     *,
     smooth: float = 1e-5,
     batch: bool = False,
+    ddp: bool = False,
     squared: bool = False,
     include_background: bool = True,
     class_weights: Weights = None,
@@ -630,7 +643,7 @@ def log_cosh_dice_loss(
     0.004992
     """
     _check_smooth(smooth)
-    st = soft_stats(prep, batch=batch, squared=squared)
+    st = soft_stats(prep, batch=batch, squared=squared, ddp=ddp)
     x = 1.0 - dice_score_from_stats(st, smooth)
     loss = torch.log(torch.cosh(x))
     return reduce_region(loss, prep, include_background=include_background, class_weights=class_weights, reduction=reduction)
