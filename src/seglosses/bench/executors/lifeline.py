@@ -169,5 +169,7 @@ def _reaper_main(driver_pid: int, interval: float) -> None:
 
 
 if __name__ == "__main__":  # python lifeline.py DRIVER_PID INTERVAL (started by Reaper)
+    _here = os.path.dirname(os.path.abspath(__file__))  # holds ray.py: must not shadow the real ray
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _reaper_main(int(sys.argv[1]), float(sys.argv[2]))
