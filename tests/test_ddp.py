@@ -1,7 +1,8 @@
 """``ddp=True``: batch losses under DistributedDataParallel equal the loss on the global batch.
 
 Two processes (``torch.multiprocessing`` spawn, gloo, CPU) each train a tiny float64 conv net
-wrapped in DDP on half of a global batch of 4 samples. For every registered loss with a
+wrapped in DDP on its shard of a global batch of 4 samples (2 + 2, or 1 + 3 for the ``-uneven``
+cases). For every registered loss with a
 ``batch`` argument (read from the registry metadata), in every mode it supports, and for
 compound specs whose terms have one, the test checks:
 
@@ -47,6 +48,10 @@ def _cases():
         # compound specs pass ddp (and batch) to their batch terms; the CE term stays per rank
         ("dice_ce-multiclass", "dice_ce", "multiclass", {"batch": True, "ddp": True}, torch.float64, False),
         ("dice+tversky-binary", "dice+tversky", "binary", {"batch": True, "ddp": True}, torch.float64, True),
+        # uneven shards (1 and 3 samples): pooled statistics are still exact
+        ("dice-multiclass-uneven", "dice", "multiclass", {"batch": True, "ddp": True}, torch.float64, True),
+        ("gdice-binary-uneven", "gdice", "binary", {"batch": True, "ddp": True}, torch.float64, True),
+        ("combo-multiclass-uneven", "combo", "multiclass", {"batch": True, "ddp": True}, torch.float64, True),
         # float32 label maps take the compiled CPU kernels: same all-reduce afterwards
         ("dice-multiclass-float32", "dice", "multiclass", {"batch": True, "ddp": True}, torch.float32, True),
         ("combo-multiclass-float32", "combo", "multiclass", {"batch": True, "ddp": True}, torch.float32, True),
@@ -93,8 +98,8 @@ def _run_case(case, rank: int | None):
         options = {**options, "ddp": False}
         model = net
     else:
-        share = N_GLOBAL // WORLD
-        x, target = x[rank * share : (rank + 1) * share], target[rank * share : (rank + 1) * share]
+        bounds = [0, 1, N_GLOBAL] if case[0].endswith("-uneven") else [0, N_GLOBAL // 2, N_GLOBAL]
+        x, target = x[bounds[rank] : bounds[rank + 1]], target[bounds[rank] : bounds[rank + 1]]
         model = torch.nn.parallel.DistributedDataParallel(net)
     loss = _loss(spec, mode, options, ignore)(model(x), target)
     loss.backward()
