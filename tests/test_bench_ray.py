@@ -221,3 +221,14 @@ def test_bad_ray_options_are_errors():
         RayExecutor(gpus_per_run=0)
     with pytest.raises(ValueError, match="--max-retries"):
         RayExecutor(max_retries=-1)
+
+
+def test_a_run_that_cannot_fit_the_local_runtime_is_an_error(ray_runtime):
+    """More CPUs per run than the runtime has would wait forever: an error names --threads."""
+    from seglosses.bench.executors.ray import RayExecutor
+
+    ex = RayExecutor(threads=64, datasets={"t": object()}, progress=False)
+    job = {"task": "t", "train": {"device": "cpu"}, "loss": {"name": "dice"}, "lr": 1e-3}
+    with pytest.raises(ValueError, match="--threads"):
+        ex.submit([job])
+    assert ray_runtime.is_initialized()  # a runtime the executor did not start is left running

@@ -176,6 +176,8 @@ class RayExecutor(Executor):
         self._start()
         ray = self._ray
         try:
+            if self.address is None:
+                self._check_fits([job for _, job in self._queue])
             self._data = {}  # task name -> ObjectRef: each task's data enters the object store once
             for _, job in self._queue:
                 if job["task"] not in self._data:
@@ -186,13 +188,28 @@ class RayExecutor(Executor):
             self._stop()
             raise
 
+    def _gpus(self, job: dict) -> float:
+        cuda = str(job["train"].get("device", "cpu")).startswith("cuda")
+        return (self.gpus_per_run or 1.0) if cuda else 0.0
+
+    def _check_fits(self, jobs: Sequence[dict]) -> None:
+        """A local runtime cannot grow: a run asking for more than it has would wait forever."""
+        have = self._ray.cluster_resources()
+        cpus, gpus = have.get("CPU", 0.0), have.get("GPU", 0.0)
+        if self.threads > cpus:
+            raise ValueError(f"--threads: each Ray run reserves {self.threads} CPU(s), but this machine's Ray runtime has {cpus:g}")
+        need = max((self._gpus(j) for j in jobs), default=0.0)
+        if need > gpus:
+            raise ValueError(
+                f"--gpus-per-run: each Ray run on CUDA reserves {need:g} GPU(s), but this machine's Ray runtime has {gpus:g}"
+            )
+
     def _fill(self) -> None:
         while self._queue and len(self._pending) < self.workers:
             key, job = self._queue.popleft()
-            cuda = str(job["train"].get("device", "cpu")).startswith("cuda")
             ref = self._remote.options(
                 num_cpus=self.threads,
-                num_gpus=(self.gpus_per_run or 1.0) if cuda else 0,
+                num_gpus=self._gpus(job),
                 max_retries=self.max_retries,
                 retry_exceptions=False,  # execute_run never raises for a failing loss
                 name=f"seglosses {job['task']}/{job['loss']['name']}/lr{job['lr']:g}",  # the worker's process title
