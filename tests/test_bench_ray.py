@@ -232,3 +232,16 @@ def test_a_run_that_cannot_fit_the_local_runtime_is_an_error(ray_runtime):
     with pytest.raises(ValueError, match="--threads"):
         ex.submit([job])
     assert ray_runtime.is_initialized()  # a runtime the executor did not start is left running
+
+
+def test_an_error_raised_in_the_worker_comes_back_with_its_type_and_message(ray_runtime):
+    """Outside execute_run (which never raises for a failing loss) an exception in the task is
+    not retried; the driver gets it, with the original type and message, to store as the reason."""
+    from seglosses.bench.executors.ray import RayExecutor
+
+    ex = RayExecutor(datasets={"t": None}, progress=False)
+    job = {"task": "t", "train": {"device": "cpu"}, "loss": {"name": "dice"}, "lr": 1e-3}  # a malformed job
+    outcomes = list(ex.run([job]))
+    assert len(outcomes) == 1 and outcomes[0][0] is job
+    error = outcomes[0][1]
+    assert isinstance(error, RuntimeError) and str(error).startswith("in the Ray worker: TypeError:"), error

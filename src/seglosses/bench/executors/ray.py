@@ -277,7 +277,12 @@ class RayExecutor(Executor):
 
 
 def _describe(exc: BaseException, retries: int) -> Exception:
-    """A failed run's reason: the kind of Ray error and its first line (no remote traceback)."""
+    """A failed run's reason: the kind of Ray error and its first line (no remote traceback);
+    for an exception raised in the task, that exception's type and message."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, BaseException):  # RayTaskError: raised in the worker, outside execute_run
+        text = " ".join(str(cause).split())[:500]
+        return RuntimeError(f"in the Ray worker: {type(cause).__name__}: {text}")
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     kind = type(exc).__name__
     if "WorkerCrashed" in kind or "NodeDied" in kind or "OutOfMemory" in kind or "ActorDied" in kind:
