@@ -153,7 +153,15 @@ def test_ctrl_c_stops_promptly_and_keeps_finished_runs(tmp_path):
     out = tmp_path / "out"
     grid = GRID + ["--losses", "ce,dice,iou,tversky", "--workers", "1"]
     cmd = [sys.executable, "-m", "seglosses.cli", "bench", "--out", str(out), "--executor", "ray"] + grid
-    driver = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    # SIGINT back to its default in the child: a shell starts background jobs (`make test &`, nohup)
+    # with SIGINT ignored, and Python then installs no KeyboardInterrupt handler
+    driver = subprocess.Popen(
+        cmd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         t0 = time.monotonic()
         while time.monotonic() - t0 < 300:  # wait for the first stored run
