@@ -173,9 +173,9 @@ class RayExecutor(Executor):
         self._bars = Bars(self.progress, self.workers)
         if not self._queue:
             return
-        self._start()
-        ray = self._ray
         try:
+            self._start()
+            ray = self._ray
             if self.address is None:
                 self._check_fits([job for _, job in self._queue])
             self._data = {}  # task name -> ObjectRef: each task's data enters the object store once
