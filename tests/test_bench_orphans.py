@@ -160,3 +160,59 @@ def test_die_with_parent_watchdog_thread_alone():
         if parent.poll() is None:
             parent.kill()
         parent.stdout.close()
+
+
+def _psutil_available():
+    """psutil comes with the ray extra (and Ray bundles one, importable after ``import ray``)."""
+    try:
+        import psutil  # noqa: F401
+    except ImportError:
+        require("ray")
+        import ray  # noqa: F401  (puts Ray's bundled third-party packages on sys.path)
+
+
+def test_reaper_kills_what_a_killed_driver_started():
+    _psutil_available()
+    driver_code = (
+        "import subprocess, sys, time\n"
+        "try:\n    import psutil\nexcept ImportError:\n    import ray\n"  # Ray's bundled psutil
+        "from seglosses.bench.executors.lifeline import Reaper\n"
+        "Reaper(interval=0.05).start()\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'], start_new_session=True)\n"
+        "time.sleep(0.5)\n"  # the reaper has sampled the child
+        "print(child.pid, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    driver = subprocess.Popen([sys.executable, "-c", driver_code], stdout=subprocess.PIPE)
+    try:
+        pid = int(driver.stdout.readline())
+        assert _alive([pid])
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(30)
+        t0 = time.monotonic()
+        while _alive([pid]) and time.monotonic() - t0 < GRACE:
+            time.sleep(0.05)
+        alive = _alive([pid])
+        for p in alive:
+            os.kill(p, signal.SIGKILL)
+        assert not alive, "the reaper did not kill the dead driver's child (its own session: no signal reached it)"
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+        driver.stdout.close()
+
+
+def test_reaper_orderly_stop_kills_nothing():
+    _psutil_available()
+    from seglosses.bench.executors.lifeline import Reaper
+
+    reaper = Reaper(interval=0.05).start()
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        time.sleep(0.5)  # sampled by the reaper
+        reaper.stop()
+        time.sleep(0.5)
+        assert child.poll() is None, "an orderly stop must not kill anything"
+    finally:
+        child.kill()
+        child.wait(30)
