@@ -175,3 +175,9 @@ def test_ddp_without_process_group_raises(batch):
         build_loss("dice", batch=batch, ddp=True)(logits, target)
     with pytest.raises(RuntimeError, match=r"ddp: .*init_process_group"):
         build_loss("dice_ce", batch=batch, ddp=True)(logits, target)
+
+
+def test_ddp_must_be_a_bool():
+    logits, target = torch.randn(2, 3, 4, 4), torch.randint(0, 3, (2, 4, 4))
+    with pytest.raises(TypeError, match=r"ddp: expected True or False, got 'yes'"):
+        build_loss("dice", batch=True, ddp="yes")(logits, target)

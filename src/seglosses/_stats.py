@@ -328,6 +328,8 @@ def batch_sum(tensors, *, batch: bool, ddp: bool = False) -> tuple:
     statistics need no communication), but ``ddp=True`` still requires a process group.
     """
     tensors = tuple(tensors)
+    if not isinstance(ddp, bool):
+        raise TypeError(f"ddp: expected True or False, got {ddp!r}")
     if ddp:
         require_process_group()
     if not batch:
