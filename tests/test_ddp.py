@@ -48,6 +48,9 @@ def _cases():
         # compound specs pass ddp (and batch) to their batch terms; the CE term stays per rank
         ("dice_ce-multiclass", "dice_ce", "multiclass", {"batch": True, "ddp": True}, torch.float64, False),
         ("dice+tversky-binary", "dice+tversky", "binary", {"batch": True, "ddp": True}, torch.float64, True),
+        # options that act after the pooling
+        ("dice-multiclass-micro", "dice", "multiclass", {"batch": True, "ddp": True, "average": "micro"}, torch.float64, True),
+        ("iou-multilabel-soft_label", "iou", "multilabel", {"batch": True, "ddp": True, "soft_label": True}, torch.float64, False),
         # uneven shards (1 and 3 samples): pooled statistics are still exact
         ("dice-multiclass-uneven", "dice", "multiclass", {"batch": True, "ddp": True}, torch.float64, True),
         ("gdice-binary-uneven", "gdice", "binary", {"batch": True, "ddp": True}, torch.float64, True),
