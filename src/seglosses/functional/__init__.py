@@ -1,10 +1,11 @@
 """Functional forms of every loss, one file per category. Importing this package registers them.
 
 * :mod:`~seglosses.functional.distribution`: cross entropy and its variants (``ce``, ``wce``,
-  ``balanced_ce``, ``weighted_bce``, ``topk``, ``topk_threshold``, ``focal``, ``dpce``, ``cmss``);
+  ``balanced_ce``, ``weighted_bce``, ``topk``, ``topk_threshold``, ``focal``, ``sigmoid_focal``,
+  ``dpce``, ``cmss``);
 * :mod:`~seglosses.functional.region`: overlap losses (``dice``, ``iou``, ``tversky``, ...);
 * :mod:`~seglosses.functional.boundary`: distance-map losses (``boundary``, ``hausdorff``,
-  ``shape_aware``);
+  ``log_hausdorff``, ``shape_aware``);
 * :mod:`~seglosses.functional.lovasz`: the Lovász hinge / softmax loss (a region loss with its
   own sorting machinery);
 * :mod:`~seglosses.functional.compound`: every compound formula (``combo``, ``ell`` and the

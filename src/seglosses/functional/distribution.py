@@ -1,7 +1,8 @@
 """Distribution-based losses: cross entropy and its variants (Ma et al. 2021 sec. 2.1; Jadon 2020 sec.
 II-A..D, II-L, II-N): ``ce``, ``wce``, ``balanced_ce``, ``weighted_bce``, ``topk``,
-``topk_threshold``, ``focal``, the distance-map penalized ``dpce`` and the structural-similarity
-weighted ``cmss`` (its window machinery is in :mod:`seglosses.functional.structural`).
+``topk_threshold``, ``focal``, ``sigmoid_focal``, the distance-map penalized ``dpce`` and the
+structural-similarity weighted ``cmss`` (its window machinery is in
+:mod:`seglosses.functional.structural`).
 
 Notation: p = softmax(logits) over channels in multiclass mode, sigmoid in binary / multilabel
 mode; g the target (label map or one-hot / soft); the sums run over the voxels that are not
