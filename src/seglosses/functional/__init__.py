@@ -9,3 +9,5 @@ from .structural import *  # noqa: F401,F403,E402
 from . import lovasz, compound_formulas  # noqa: F401,E402  (registration side effects)
 from .lovasz import *  # noqa: F401,F403,E402
 from .compound_formulas import *  # noqa: F401,F403,E402
+from . import topology  # noqa: F401,E402  (registration side effects)
+from .topology import *  # noqa: F401,F403,E402

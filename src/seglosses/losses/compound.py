@@ -146,3 +146,9 @@ register_compound(
 )
 
 from . import schedules  # noqa: E402,F401  (registers dice_bd and dice_hd with their schedules)
+register_compound(
+    "dice_cldice",
+    "0.5*dice+0.5*cldice",
+    paper="Shit et al. 2021 (CVPR) arXiv:2003.07311, eq. 3 with alpha = 0.5",
+    formula="(1 - alpha) L_dice + alpha L_cldice, alpha = 0.5",
+)
