@@ -673,9 +673,9 @@ def mcc_loss(
     ``smooth_nr`` is 0); ``include_background=True`` (MONAI's default).
 
     Conventions of other libraries: MONAI ``MCCLoss(smooth_nr=0, smooth_dr=s, batch=b)``
-    computes the same (tested). Numerics: the product of the four sums reaches ``n^4`` (1e32 for
-    a 512^3 volume, near float32's limit), so the last step, on ``(N, C)`` numbers only, runs in
-    float64 and is cast back.
+    computes the same (tested). Numerics: the product of the four sums grows as ``n^4`` (1e32 for
+    a 512^3 volume, near float32's limit) and ``tp tn - fp fn`` cancels, so the last step, on
+    ``(N, C)`` numbers only, runs in float64 and is cast back (the sums stay float32).
 
     Empty ground truth: the MCC is undefined (a zero row of the confusion matrix): the numerator
     is 0, so the loss of that (sample, class) is 1 with zero gradient, except for an exactly
