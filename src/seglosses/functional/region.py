@@ -22,7 +22,8 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import Tensor
 
-from .._contract import Prepared, check_positive
+from .._checks import check_positive
+from .._contract import Prepared
 from .._reduce import class_weight_tensor, keep_classes, reduce_loss
 from .._stats import SoftStats, label_map_stats, soft_stats
 from ..registry import register_loss
@@ -152,6 +153,7 @@ def _check_unit(name: str, value: float) -> None:
     category="region",
     paper="Rahman & Wang 2016 doi:10.1007/978-3-319-50835-1_22; Ma et al. 2021 eq. 10",
     formula="1 - (tp + s) / (sum p + sum g - tp + s)",
+    class_name="IoULoss",
 )
 def iou_loss(
     prep: Prepared,
@@ -321,6 +323,7 @@ def focal_tversky_loss(
     category="region",
     paper="Hashemi et al. 2019 doi:10.1109/ACCESS.2018.2886371; Ma et al. 2021 eq. 17",
     formula="1 - (tp + s) / (tp + fp/(1+beta^2) + beta^2 fn/(1+beta^2) + s)",
+    class_name="AsymmetricSimilarityLoss",
 )
 def asym_loss(
     prep: Prepared,
@@ -399,6 +402,8 @@ def gdice_score(prep: Prepared, *, smooth: float, batch: bool, include_backgroun
     category="region",
     paper="Sudre et al. 2017 arXiv:1707.03237 (doi:10.1007/978-3-319-67558-9_28); Ma et al. 2021 eq. 15",
     formula="1 - (2 sum_c w_c tp_c + s) / (sum_c w_c (sum p_c + sum g_c) + s), w_c = 1/(sum g_c)^2",
+    class_name="GeneralizedDiceLoss",
+    aliases=("GDiceLoss",),
 )
 def gdice_loss(
     prep: Prepared,
@@ -454,6 +459,8 @@ def gdice_loss(
     category="region",
     paper="Su et al. 2019 (MIDL, openreview.net/forum?id=H1lTh8unKN); Ma et al. 2021 eq. 18",
     formula="1 - GD / (1 + k (1 - GD)), GD = generalized Dice score",
+    class_name="PenaltyGeneralizedDiceLoss",
+    aliases=("PGDiceLoss",),
 )
 def pgdice_loss(
     prep: Prepared,
@@ -534,6 +541,8 @@ def _ss_sums(prep: Prepared, batch: bool):
     category="region",
     paper="Brosch et al. 2015 doi:10.1007/978-3-319-24574-4_1; Ma et al. 2021 eq. 7",
     formula="w sum (g-p)^2 g / (sum g + s) + (1-w) sum (g-p)^2 (1-g) / (sum (1-g) + s)",
+    class_name="SensitivitySpecificityLoss",
+    aliases=("SSLoss",),
 )
 def ss_loss(
     prep: Prepared,
@@ -643,6 +652,7 @@ def log_cosh_dice_loss(
 @register_loss(
     "mcc",
     category="region",
+    class_name="MCCLoss",
     paper="Abhishek & Hamarneh 2021 (ISBI) arXiv:2010.13454",
     formula="1 - (tp tn - fp fn) / sqrt((tp + fp)(tp + fn)(tn + fp)(tn + fn) + s)",
 )
@@ -725,6 +735,7 @@ def _gwdl_matrix(dist_matrix, c: int, like: Tensor) -> Tensor:
 @register_loss(
     "gwdl",
     category="region",
+    class_name="GeneralizedWassersteinDiceLoss",
     paper="Fidon et al. 2017 (BrainLes) arXiv:1707.00478; GDL weighting: Tilborghs et al. 2020 arXiv:2007.15546",
     formula="1 - (2 sum_i a_l(i) (1 - W_i) + s) / (denominator + s), W_i = sum_c M[l(i), c] p_ic",
     modes=("multiclass",),
@@ -779,7 +790,7 @@ def gwdl_loss(
     >>> round(float(gwdl_loss(probs, target, from_logits=False, smooth=0.0)), 4)  # 1 - 1/1.5
     0.3333
     """
-    from .._contract import check_choice
+    from .._checks import check_choice
     from .._stats import class_sum, true_class
 
     check_choice("weighting_mode", weighting_mode, ("default", "GDL"))

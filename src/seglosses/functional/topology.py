@@ -32,7 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._contract import Prepared, check_positive
+from .._checks import check_positive
+from .._contract import Prepared
 from .._reduce import reduce_loss
 from ..registry import register_loss
 
@@ -136,6 +137,8 @@ def _spatial_sum(x: Tensor) -> Tensor:
 @register_loss(
     "cldice",
     category="topology",
+    class_name="ClDiceLoss",
+    aliases=("SoftclDiceLoss",),
     paper="Shit et al. 2021 (CVPR) arXiv:2003.07311",
     formula="1 - 2 Tprec Tsens / (Tprec + Tsens), Tprec = (sum S(p) g + s)/(sum S(p) + s), Tsens = (sum S(g) p + s)/(sum S(g) + s)",
 )

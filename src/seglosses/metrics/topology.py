@@ -36,7 +36,7 @@ from typing import Any, Optional
 import numpy as np
 from scipy import ndimage
 
-from ._validation import as_binary_mask, check_same_shape
+from .._checks import as_binary_mask, check_same_shape
 
 __all__ = ["cldice_score", "betti_numbers", "betti_error"]
 
