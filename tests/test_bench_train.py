@@ -104,3 +104,36 @@ def test_output_channels_and_models():
     assert count_parameters(build_model(1, 2, 2, "tiny")) < count_parameters(build_model(1, 2, 2, "small"))
     with pytest.raises(ValueError, match="model size"):
         build_model(1, 2, 2, "huge")
+
+
+def test_deep_supervision_heads_weights_and_training(tiny, monkeypatch):
+    from seglosses.bench.model import deep_supervision_heads
+    from seglosses.bench.train import deep_supervision_weights
+
+    assert [deep_supervision_heads(s) for s in ("tiny", "small", "nnunet")] == [1, 2, 3]
+    w = deep_supervision_weights(4)  # nnU-Net: 1, 1/2, 1/4, 1/8 normalised
+    assert w == pytest.approx([8 / 15, 4 / 15, 2 / 15, 1 / 15]) and sum(w) == pytest.approx(1.0)
+    m = build_model(1, 3, 2, "small", deep_supervision=True)
+    x = torch.zeros(1, 1, 32, 32)
+    assert m(x).shape == (1, 3, 3, 32, 32)  # training mode: full resolution + 2 heads, upsampled
+    m.eval()
+    assert m(x).shape == (1, 3, 32, 32)
+    with pytest.raises(ValueError, match="deep_supervision: needs arch 'dynunet'"):
+        build_model(1, 3, 2, "tiny", "basicunet", deep_supervision=True)
+    # training: the loss is called once per output, full resolution first, with the nnU-Net weights
+    calls = []
+    rec = _Recorder()
+    orig = rec.forward
+
+    def forward(logits, target):
+        calls.append(tuple(logits.shape))
+        return orig(logits, target)
+
+    rec.forward = forward
+    monkeypatch.setattr(LossConfig, "build", lambda self: rec)
+    res = train_run(
+        tiny.cases[:3], [], LossConfig("ce", "ce"), _cfg(iterations=2, deep_supervision=True),
+        num_classes=2, in_channels=1, train_dims=2,
+    )
+    assert res.iterations_done == 2 and calls == [(2, 2, 32, 32)] * 4
+    assert "deep_supervision" not in _cfg().to_dict() and _cfg(deep_supervision=True).to_dict()["deep_supervision"]

@@ -77,10 +77,13 @@ class TrainConfig:
     device: str = "cpu"
     overlap: float = 0.25
     validate_every_epoch: bool = True
+    deep_supervision: bool = False
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["patch_size"] = list(self.patch_size)
+        if not self.deep_supervision:  # stored run configs stay as before unless it is on
+            d.pop("deep_supervision")
         return d
 
 
@@ -171,6 +174,21 @@ def output_channels(stages: Sequence[Tuple[LossConfig, float]], num_classes: int
     )
 
 
+def deep_supervision_weights(n_outputs: int) -> List[float]:
+    """nnU-Net's deep-supervision weights for ``n_outputs`` outputs, full resolution first:
+    ``1, 1/2, 1/4, ...`` normalised to sum 1 (Isensee et al. 2021; nnU-Net drops its lowest output,
+    which :func:`seglosses.bench.model.build_model` does not build).
+
+    >>> deep_supervision_weights(2)
+    [0.6666666666666666, 0.3333333333333333]
+    """
+    if n_outputs < 1:
+        raise ValueError(f"n_outputs: expected at least 1, got {n_outputs!r}")
+    raw = [0.5**i for i in range(n_outputs)]
+    total = sum(raw)
+    return [w / total for w in raw]
+
+
 def _split_iterations(total: int, fractions: Sequence[float]) -> List[int]:
     counts = [int(round(total * f)) for f in fractions]
     counts[-1] = total - sum(counts[:-1])
@@ -210,7 +228,9 @@ def train_run(
     out_channels = output_channels(stages, num_classes)
     with _INIT_LOCK:
         seed_everything(cfg.seed, device)
-        model = build_model(in_channels, out_channels, train_dims, cfg.model_size, cfg.arch).to(device)
+        model = build_model(
+            in_channels, out_channels, train_dims, cfg.model_size, cfg.arch, deep_supervision=cfg.deep_supervision
+        ).to(device)
     rng = np.random.default_rng([cfg.seed, 1])
     counts = _split_iterations(cfg.iterations, [f for _, f in stages])
     curves: List[dict] = []
@@ -258,7 +278,12 @@ def train_run(
                 labels = labels.to(device, non_blocking=True)
                 logits = model(images)
                 # distance-based losses compute their maps from the target themselves
-                loss = loss_fn(logits, labels)
+                if cfg.deep_supervision and logits.ndim == images.ndim + 1:  # (N, heads, C, ...)
+                    outputs = logits.unbind(1)
+                    weights = deep_supervision_weights(len(outputs))
+                    loss = sum(w * loss_fn(o, labels) for w, o in zip(weights, outputs))
+                else:
+                    loss = loss_fn(logits, labels)
                 value = float(loss.detach())
                 if not math.isfinite(value):
                     exc = NonFiniteLoss(
