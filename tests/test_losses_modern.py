@@ -29,7 +29,7 @@ from seglosses.functional import (
     skeleton_recall_loss,
     unified_focal_loss,
 )
-from seglosses.functional.topology import soft_skeleton
+from seglosses.functional.topology import hard_skeleton, soft_skeleton
 
 TOL = dict(rtol=1e-5, atol=1e-6)
 
@@ -62,6 +62,15 @@ def test_soft_skeleton_matches_monai(spatial, iters):
     cl = require("monai.losses.cldice")
     x = torch.rand((2, 3) + spatial, generator=torch.Generator().manual_seed(1))
     torch.testing.assert_close(soft_skeleton(x, iters), cl.soft_skel(x, iters), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("spatial", [(15,), (12, 13), (6, 7, 8)])
+def test_hard_skeleton_equals_soft_skeleton_on_binary_maps(spatial):
+    m = torch.rand((2, 3) + spatial, generator=torch.Generator().manual_seed(5)) > 0.4
+    for iters in (0, 2, 4):
+        hard = hard_skeleton(m, iters)
+        assert hard.dtype == torch.uint8
+        torch.testing.assert_close(hard.float(), soft_skeleton(m.float(), iters), rtol=0, atol=0)
 
 
 def test_soft_skeleton_gradient_matches_monai():

@@ -37,7 +37,7 @@ from .._contract import Prepared
 from .._reduce import reduce_loss
 from ..registry import register_loss
 
-__all__ = ["soft_skeleton", "cldice_loss", "skeleton_recall_loss"]
+__all__ = ["soft_skeleton", "hard_skeleton", "cldice_loss", "skeleton_recall_loss"]
 
 _POOL = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
 
@@ -57,12 +57,7 @@ def _axis_max(x: Tensor, axis: int) -> Tensor:
 def soft_erode(x: Tensor) -> Tensor:
     """Soft erosion: minimum over the face-connected cross (the minimum of the 3-windows along
     each axis), ``(B, C, *spatial)`` with 1 to 3 spatial dims. The border does not erode."""
-    nd = x.ndim - 2
-    out = None
-    for axis in range(nd):
-        m = _axis_max(-x, axis)
-        out = m if out is None else torch.maximum(out, m)
-    return -out
+    return -_cross_max(-x)
 
 
 def soft_dilate(x: Tensor) -> Tensor:
@@ -83,7 +78,9 @@ def soft_skeleton(x: Tensor, iters: int = 3) -> Tensor:
               \delta_k = \mathrm{relu}(E^k x - O(E^k x)),\ k = 1..\mathrm{iters}
 
     Each :math:`E^k x` is computed once and reused by the next opening (``iters + 1`` erosions and
-    dilations; the authors' and MONAI's code erode ``2 iters + 1`` times for the same result).
+    dilations; the authors' and MONAI's code erode ``2 iters + 1`` times for the same result), and
+    dilations are separable (d passes of 3 instead of one of 3^d). A 0/1 target is skeletonised by
+    :func:`hard_skeleton` (same values, ``uint8``).
     ``iters`` should be at least the radius of the thickest structure, in voxels.
 
     Examples
@@ -94,16 +91,51 @@ def soft_skeleton(x: Tensor, iters: int = 3) -> Tensor:
     >>> soft_skeleton(bar, iters=2)[0, 0, 2].tolist()              # its middle row
     [0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0]
     """
-    if not isinstance(iters, int) or isinstance(iters, bool) or iters < 0:
-        raise ValueError(f"iters: expected a non-negative int, got {iters!r}")
-    e_next = soft_erode(x)
+    _check_iters(iters)
+    # erosions run on n = -x (a cross max), so each round negates once, not twice
+    n_next = _cross_max(-x)
+    e_next = -n_next
     skel = F.relu(x - soft_dilate(e_next))
     for _ in range(iters):
         e = e_next
-        e_next = soft_erode(e)
+        n_next = _cross_max(n_next)
+        e_next = -n_next
         delta = F.relu(e - soft_dilate(e_next))
         skel = skel + F.relu(delta - skel * delta)
     return skel
+
+
+def hard_skeleton(mask: Tensor, iters: int = 3) -> Tensor:
+    """:func:`soft_skeleton` of a 0/1 map, computed on ``uint8`` with logical operations (the soft
+    skeleton of a binary map is binary: ``relu(a - b) = a AND NOT b``, ``s + relu(d - s d) = s OR
+    d``): the same values at a quarter of the memory traffic, no gradient. ``mask``: bool or
+    ``uint8`` ``(B, C, *spatial)``; returns ``uint8``."""
+    _check_iters(iters)
+    if mask.ndim == 3:  # max_pool1d has no uint8 kernel: a trailing axis of size 1 changes nothing
+        return hard_skeleton(mask.unsqueeze(-1), iters).squeeze(-1)
+    m = mask.to(torch.uint8)
+    erode = lambda a: _cross_max(a ^ 1) ^ 1  # noqa: E731  (erosion = NOT dilation of NOT)
+    e_next = erode(m)
+    skel = m & (soft_dilate(e_next) ^ 1)
+    for _ in range(iters):
+        e = e_next
+        e_next = erode(e)
+        skel |= e & (soft_dilate(e_next) ^ 1)
+    return skel
+
+
+def _check_iters(iters) -> None:
+    if not isinstance(iters, int) or isinstance(iters, bool) or iters < 0:
+        raise ValueError(f"iters: expected a non-negative int, got {iters!r}")
+
+
+def _cross_max(x: Tensor) -> Tensor:
+    """Maximum over the face-connected cross (the 3-windows along each axis)."""
+    out = None
+    for axis in range(x.ndim - 2):
+        m = _axis_max(x, axis)
+        out = m if out is None else torch.maximum(out, m)
+    return out
 
 
 # ----------------------------------------------------------------------------- shared pieces
@@ -114,17 +146,24 @@ def _channels(prep: Prepared, include_background: bool) -> List[int]:
 
 
 def _kept_probs_target(prep: Prepared, channels: List[int]):
-    """``p`` and ``g`` for the kept ``channels`` ``(N, K, *spatial)``, both zero on ignored voxels."""
+    """``p`` ``(N, K, *spatial)`` for the kept ``channels`` and the target ``g``: a ``uint8`` mask for
+    label maps and 0/1 float targets (no float one-hot), else the soft target; both zero on
+    ignored voxels."""
     start = channels[0] if channels else prep.num_classes
     p = prep.probs[:, start:]
     if prep.labels is not None:
         idx = torch.arange(start, prep.num_classes, device=p.device).view((1, -1) + (1,) * len(prep.spatial_shape))
-        g = (prep.labels.unsqueeze(1) == idx).to(p.dtype)
+        g = (prep.labels.unsqueeze(1) == idx).to(torch.uint8)
     else:
-        g = prep.dense[:, start:].to(p.dtype)
+        g = prep.dense[:, start:]
+        if bool(((g == 0) | (g == 1)).all()):
+            g = g.to(torch.uint8)
+        else:
+            g = g.to(p.dtype)
     if prep.valid is not None:
-        v = prep.valid.unsqueeze(1).to(p.dtype)
-        p, g = p * v, g * v
+        v = prep.valid.unsqueeze(1)
+        p = p * v.to(p.dtype)
+        g = g & (v > 0).to(torch.uint8) if g.dtype == torch.uint8 else g * v.to(g.dtype)
     return p, g
 
 
@@ -199,8 +238,8 @@ def cldice_loss(
     p, g = _kept_probs_target(prep, channels)
     skel_p = soft_skeleton(p, iters)
     with torch.no_grad():
-        skel_g = soft_skeleton(g, iters)
-    sums = [_spatial_sum(skel_p * g), _spatial_sum(skel_p), _spatial_sum(skel_g * p), _spatial_sum(skel_g)]
+        skel_g = hard_skeleton(g, iters) if g.dtype == torch.uint8 else soft_skeleton(g, iters)
+    sums = [_spatial_sum(skel_p * g), _spatial_sum(skel_p), _spatial_sum(skel_g * p), _spatial_sum(skel_g).to(p.dtype)]
     if pool_classes:
         sums = [x.sum(1, keepdim=True) for x in sums]
     if batch:
