@@ -110,17 +110,18 @@ def test_deep_supervision_heads_weights_and_training(tiny, monkeypatch):
     from seglosses.bench.model import deep_supervision_heads
     from seglosses.bench.train import deep_supervision_weights
 
-    assert [deep_supervision_heads(s) for s in ("tiny", "small", "nnunet")] == [1, 2, 3]
-    w = deep_supervision_weights(4)  # nnU-Net: 1, 1/2, 1/4, 1/8 normalised
-    assert w == pytest.approx([8 / 15, 4 / 15, 2 / 15, 1 / 15]) and sum(w) == pytest.approx(1.0)
+    assert [deep_supervision_heads(s) for s in ("tiny", "small", "nnunet")] == [2, 3, 4]
+    w = deep_supervision_weights(4)  # nnU-Net: 1, 1/2, 1/4, 0 (lowest dropped), normalised
+    assert w == pytest.approx([4 / 7, 2 / 7, 1 / 7, 0.0]) and sum(w) == pytest.approx(1.0)
+    assert deep_supervision_weights(1) == [1.0]
     m = build_model(1, 3, 2, "small", deep_supervision=True)
     x = torch.zeros(1, 1, 32, 32)
-    assert m(x).shape == (1, 3, 3, 32, 32)  # training mode: full resolution + 2 heads, upsampled
+    assert m(x).shape == (1, 4, 3, 32, 32)  # training mode: full resolution + 3 heads, upsampled
     m.eval()
     assert m(x).shape == (1, 3, 32, 32)
     with pytest.raises(ValueError, match="deep_supervision: needs arch 'dynunet'"):
         build_model(1, 3, 2, "tiny", "basicunet", deep_supervision=True)
-    # training: the loss is called once per output, full resolution first, with the nnU-Net weights
+    # training: the loss is called once per output of non-zero weight (tiny: 3 outputs, weights 2/3, 1/3, 0)
     calls = []
     rec = _Recorder()
     orig = rec.forward

@@ -9,11 +9,12 @@ Size presets (filters per resolution level, from the top):
 ``nnunet`` 32, 64, 128, 256, 320, 320        nnU-Net's default (Isensee et al. 2021), paper runs
 =========  ===============================  ====================================================
 
-Deep supervision (``deep_supervision=True``, DynUNet only): DynUNet's own heads on the decoder
-levels below full resolution, all but the lowest (nnU-Net's choice: the output right above the
-bottleneck gets weight 0 there, so it is not built here), ``levels - 3`` heads. In training mode
-the network then returns ``(N, 1 + heads, C, *spatial)`` -- every head upsampled to the full size
-by DynUNet, full resolution first; in eval mode only the full-resolution logits.
+Deep supervision (``deep_supervision=True``, DynUNet only): DynUNet's own heads on every decoder
+level below full resolution (``levels - 2`` heads; nnU-Net's outputs: every resolution but the
+bottleneck's). In training mode the network then returns ``(N, 1 + heads, C, *spatial)`` -- every
+head upsampled to the full size by DynUNet, full resolution first; in eval mode only the
+full-resolution logits. The training loop weights them as nnU-Net does
+(:func:`seglosses.bench.train.deep_supervision_weights`, the lowest output weighted 0).
 
 Every level uses 3x3(x3) kernels and stride 2 (nnU-Net's plans use anisotropic kernels for
 anisotropic data; here the data are resampled-free and the kernels isotropic). Instance norm and
@@ -63,9 +64,9 @@ def size_divisor(size: str = "tiny", arch: str = "dynunet") -> int:
 
 def deep_supervision_heads(size: str = "tiny") -> int:
     """Number of deep-supervision heads of the DynUNet of ``size``: every decoder level below full
-    resolution except the lowest (``levels - 3``: 1 for ``tiny``, 3 for ``nnunet``)."""
+    resolution (``levels - 2``: 2 for ``tiny``, 4 for ``nnunet``)."""
     _check(size, "dynunet", 2)
-    return len(MODEL_SIZES[size]) - 3
+    return len(MODEL_SIZES[size]) - 2
 
 
 def build_model(

@@ -176,15 +176,18 @@ def output_channels(stages: Sequence[Tuple[LossConfig, float]], num_classes: int
 
 def deep_supervision_weights(n_outputs: int) -> List[float]:
     """nnU-Net's deep-supervision weights for ``n_outputs`` outputs, full resolution first:
-    ``1, 1/2, 1/4, ...`` normalised to sum 1 (Isensee et al. 2021; nnU-Net drops its lowest output,
-    which :func:`seglosses.bench.model.build_model` does not build).
+    ``1, 1/2, 1/4, ...``, the lowest resolution's set to 0, normalised to sum 1 (Isensee et al. 2021,
+    nnU-Net v2's ``DeepSupervisionWrapper`` weights; ``seglosses.DeepSupervision(weights="nnunet")``).
+    A single output gets weight 1.
 
-    >>> deep_supervision_weights(2)
-    [0.6666666666666666, 0.3333333333333333]
+    >>> deep_supervision_weights(3)
+    [0.6666666666666666, 0.3333333333333333, 0.0]
     """
     if n_outputs < 1:
         raise ValueError(f"n_outputs: expected at least 1, got {n_outputs!r}")
     raw = [0.5**i for i in range(n_outputs)]
+    if n_outputs > 1:
+        raw[-1] = 0.0
     total = sum(raw)
     return [w / total for w in raw]
 
@@ -281,7 +284,7 @@ def train_run(
                 if cfg.deep_supervision and logits.ndim == images.ndim + 1:  # (N, heads, C, ...)
                     outputs = logits.unbind(1)
                     weights = deep_supervision_weights(len(outputs))
-                    loss = sum(w * loss_fn(o, labels) for w, o in zip(weights, outputs))
+                    loss = sum(w * loss_fn(o, labels) for w, o in zip(weights, outputs) if w > 0)
                 else:
                     loss = loss_fn(logits, labels)
                 value = float(loss.detach())
