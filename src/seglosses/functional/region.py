@@ -768,6 +768,12 @@ def gwdl_loss(
     in MONAI and the authors' code. Default: 1 off the diagonal, for which :math:`W_i = 1 - p_{i l_i}`
     and the loss is a Dice of the foreground with the background excluded.
 
+    Computed from statistics, never from a per-voxel map: the sum of :math:`W` over the voxels of
+    label l is :math:`\sum_c M_{lc} J_{lc}` with the soft confusion matrix
+    :math:`J_{lc} = \sum_{i: l_i = l} p_{ic}` (one :func:`~seglosses._stats.class_sum` per class);
+    for the default matrix and softmax logits it is :math:`V_l - tp_l`, straight from the soft
+    statistics of the Dice losses.
+
     Reference: Fidon et al., "Generalised Wasserstein Dice Score for Imbalanced Multi-class
     Segmentation using Holistic Convolutional Networks", BrainLes 2017, arXiv:1707.00478;
     Tilborghs et al. 2020, arXiv:2007.15546 (the ``"GDL"`` weighting).
@@ -791,35 +797,35 @@ def gwdl_loss(
     0.3333
     """
     from .._checks import check_choice
-    from .._stats import class_sum, true_class
+    from .._stats import class_sum
 
     check_choice("weighting_mode", weighting_mode, ("default", "GDL"))
     _check_smooth(smooth)
-    n, c = prep.batch_size, prep.num_classes
-    p = prep.probs
-    m = _gwdl_matrix(dist_matrix, c, p)
-    if dist_matrix is None:  # W = 1 - p of the true class
-        w_map = 1.0 - true_class(prep, p)
-    else:  # (M p)_l at each voxel, then the target's row
-        mp = torch.einsum("lc,nc...->nl...", m, p)
-        w_map = true_class(prep, mp)
+    c = prep.num_classes
+    if dist_matrix is None and prep.from_logits:
+        # M = 1 - I and a softmax: W_i = 1 - p_{i, l_i}, so per label l the sum of W over its
+        # voxels is V_l - tp_l: the soft statistics (fused kernels, no per-voxel map)
+        st = soft_stats(prep, batch=batch)
+        volume = st.sum_g
+        w_sum = (volume - st.tp).clamp_min(0)
+    else:
+        # soft confusion J[l, c] = sum over the voxels of label l of p_c; sum of W over label l's
+        # voxels = sum_c M[l, c] J[l, c]
+        p = prep.probs
+        m = _gwdl_matrix(dist_matrix, c, p)
+        joint = torch.stack([class_sum(prep, p[:, k], batch=batch) for k in range(c)], dim=2)
+        volume = class_sum(prep, torch.ones_like(p[:, 0]), batch=batch)
+        w_sum = (m.unsqueeze(0) * joint).sum(2)
     if weighting_mode == "default":
-        alpha = torch.ones(c, dtype=p.dtype, device=p.device)
+        alpha = torch.ones(c, dtype=w_sum.dtype, device=w_sum.device)
         alpha[0] = 0.0
         alpha = alpha.unsqueeze(0)
     else:
-        with torch.no_grad():
-            alpha = 1.0 / (class_sum(prep, torch.ones_like(w_map), batch=batch) + 1.0)
-    tp = (alpha * class_sum(prep, 1.0 - w_map, batch=batch)).sum(1)
+        alpha = 1.0 / (volume.detach() + 1.0)
+    tp = (alpha * (volume - w_sum)).sum(1)  # sum_i alpha_{l_i} (1 - W_i)
     if weighting_mode == "default":
-        w_tot = w_map.reshape(n, -1)
-        if prep.valid is not None:
-            w_tot = w_tot * prep.valid.reshape(n, -1)
-        w_tot = w_tot.sum(1)
-        if batch:
-            w_tot = w_tot.sum(0, keepdim=True)
-        den = 2.0 * tp + w_tot
+        den = 2.0 * tp + w_sum.sum(1)
     else:
-        den = (alpha * class_sum(prep, 2.0 - w_map, batch=batch)).sum(1)
+        den = (alpha * (2.0 * volume - w_sum)).sum(1)  # sum_i alpha_{l_i} (2 - W_i)
     loss = 1.0 - (2.0 * tp + smooth) / (den + smooth).clamp_min(1e-12)
     return reduce_loss(loss, reduction)
