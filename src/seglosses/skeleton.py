@@ -98,12 +98,14 @@ def skeleton_map(
     tube: int = 2,
     ignore_index: Optional[int] = None,
     spatial_dims: Optional[int] = None,
+    channels=None,
 ):
     """Tubed skeletons of a batch of targets: float32 ``(N, C, *spatial)`` with values 0/1.
 
     ``target``: integer label map ``(N, *spatial)`` / ``(N, 1, *spatial)`` or float
     ``(N, C, *spatial)``, numpy or torch (torch in, torch out on the target's device). Arguments as
-    the map functions of :mod:`seglosses.distance`.
+    the map functions of :mod:`seglosses.distance`; ``channels``: only these channels are
+    skeletonised (the others stay 0; default: all).
 
     Examples
     --------
@@ -117,8 +119,9 @@ def skeleton_map(
 
     masks = _target_masks(target, num_classes, ignore_index, spatial_dims)
     out = np.zeros(masks.shape, dtype=np.float32)
+    keep = range(masks.shape[1]) if channels is None else channels
     for n in range(masks.shape[0]):
-        for c in range(masks.shape[1]):
+        for c in keep:
             if masks[n, c].any():
                 out[n, c] = tubed_skeleton(masks[n, c], tube)
     try:

@@ -268,13 +268,16 @@ def _given_skeleton(skeleton, prep: Prepared, like: Tensor) -> Tensor:
     return skeleton.detach().to(device=like.device, dtype=like.dtype)
 
 
-def target_skeleton(prep: Prepared, tube: int) -> Tensor:
-    """Tubed skeleton of every channel of the target ``(N, C, *spatial)`` (float32, CPU), computed
-    by :func:`seglosses.skeleton.skeleton_map` exactly as the precompute transform does."""
+def target_skeleton(prep: Prepared, tube: int, channels: Optional[List[int]] = None) -> Tensor:
+    """Tubed skeleton of the target's ``channels`` (default all) ``(N, C, *spatial)`` (float32,
+    CPU; other channels 0), computed by :func:`seglosses.skeleton.skeleton_map` exactly as the
+    precompute transform does."""
     from ..skeleton import skeleton_map
 
     target = prep.labels if prep.labels is not None else prep.dense
-    return skeleton_map(target, num_classes=prep.num_classes, tube=tube, spatial_dims=len(prep.spatial_shape))
+    return skeleton_map(
+        target, num_classes=prep.num_classes, tube=tube, spatial_dims=len(prep.spatial_shape), channels=channels
+    )
 
 
 @register_loss(
@@ -337,7 +340,7 @@ def skeleton_recall_loss(
     start = channels[0] if channels else prep.num_classes
     p = prep.probs[:, start:]
     if skeleton is None:
-        t = target_skeleton(prep, tube).to(device=p.device, dtype=p.dtype)
+        t = target_skeleton(prep, tube, channels).to(device=p.device, dtype=p.dtype)
     else:
         t = _given_skeleton(skeleton, prep, p)
     t = t[:, start:]
