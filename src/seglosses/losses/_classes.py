@@ -816,6 +816,12 @@ class GeneralizedWassersteinDiceLoss(SegLoss, registered_as='gwdl'):
     in MONAI and the authors' code. Default: 1 off the diagonal, for which :math:`W_i = 1 - p_{i l_i}`
     and the loss is a Dice of the foreground with the background excluded.
 
+    Computed from statistics, never from a per-voxel map: the sum of :math:`W` over the voxels of
+    label l is :math:`\sum_c M_{lc} J_{lc}` with the soft confusion matrix
+    :math:`J_{lc} = \sum_{i: l_i = l} p_{ic}` (one :func:`~seglosses._stats.class_sum` per class);
+    for the default matrix and softmax logits it is :math:`V_l - tp_l`, straight from the soft
+    statistics of the Dice losses.
+
     Reference: Fidon et al., "Generalised Wasserstein Dice Score for Imbalanced Multi-class
     Segmentation using Holistic Convolutional Networks", BrainLes 2017, arXiv:1707.00478;
     Tilborghs et al. 2020, arXiv:2007.15546 (the ``"GDL"`` weighting).
