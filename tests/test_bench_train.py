@@ -108,12 +108,8 @@ def test_output_channels_and_models():
 
 def test_deep_supervision_heads_weights_and_training(tiny, monkeypatch):
     from seglosses.bench.model import deep_supervision_heads
-    from seglosses.bench.train import deep_supervision_weights
 
     assert [deep_supervision_heads(s) for s in ("tiny", "small", "nnunet")] == [2, 3, 4]
-    w = deep_supervision_weights(4)  # nnU-Net: 1, 1/2, 1/4, 0 (lowest dropped), normalised
-    assert w == pytest.approx([4 / 7, 2 / 7, 1 / 7, 0.0]) and sum(w) == pytest.approx(1.0)
-    assert deep_supervision_weights(1) == [1.0]
     m = build_model(1, 3, 2, "small", deep_supervision=True)
     x = torch.zeros(1, 1, 32, 32)
     assert m(x).shape == (1, 4, 3, 32, 32)  # training mode: full resolution + 3 heads, upsampled

@@ -14,7 +14,7 @@ level below full resolution (``levels - 2`` heads; nnU-Net's outputs: every reso
 bottleneck's). In training mode the network then returns ``(N, 1 + heads, C, *spatial)`` -- every
 head upsampled to the full size by DynUNet, full resolution first; in eval mode only the
 full-resolution logits. The training loop weights them as nnU-Net does
-(:func:`seglosses.bench.train.deep_supervision_weights`, the lowest output weighted 0).
+(``seglosses.DeepSupervision(weights="nnunet")``: 1, 1/2, 1/4, ..., the lowest output 0).
 
 Every level uses 3x3(x3) kernels and stride 2 (nnU-Net's plans use anisotropic kernels for
 anisotropic data; here the data are resampled-free and the kernels isotropic). Instance norm and

@@ -172,24 +172,6 @@ def output_channels(stages: Sequence[Tuple[LossConfig, float]], num_classes: int
     )
 
 
-def deep_supervision_weights(n_outputs: int) -> List[float]:
-    """nnU-Net's deep-supervision weights for ``n_outputs`` outputs, full resolution first:
-    ``1, 1/2, 1/4, ...``, the lowest resolution's set to 0, normalised to sum 1 (Isensee et al. 2021,
-    nnU-Net v2's ``DeepSupervisionWrapper`` weights; ``seglosses.DeepSupervision(weights="nnunet")``).
-    A single output gets weight 1.
-
-    >>> deep_supervision_weights(3)
-    [0.6666666666666666, 0.3333333333333333, 0.0]
-    """
-    if n_outputs < 1:
-        raise ValueError(f"n_outputs: expected at least 1, got {n_outputs!r}")
-    raw = [0.5**i for i in range(n_outputs)]
-    if n_outputs > 1:
-        raw[-1] = 0.0
-    total = sum(raw)
-    return [w / total for w in raw]
-
-
 def _split_iterations(total: int, fractions: Sequence[float]) -> List[int]:
     counts = [int(round(total * f)) for f in fractions]
     counts[-1] = total - sum(counts[:-1])
@@ -252,6 +234,10 @@ def train_run(
         if n_iter <= 0:
             continue
         loss_fn = stage_cfg.build().to(device)
+        if cfg.deep_supervision:  # nnU-Net's weights over DynUNet's outputs (full resolution first)
+            from seglosses.losses.deep_supervision import DeepSupervision
+
+            loss_fn = DeepSupervision(loss_fn, weights="nnunet")
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode="min", factor=cfg.lr_factor, patience=cfg.plateau_patience, min_lr=cfg.min_lr
@@ -279,12 +265,9 @@ def train_run(
                 labels = labels.to(device, non_blocking=True)
                 logits = model(images)
                 # distance-based losses compute their maps from the target themselves
-                if cfg.deep_supervision and logits.ndim == images.ndim + 1:  # (N, heads, C, ...)
-                    outputs = logits.unbind(1)
-                    weights = deep_supervision_weights(len(outputs))
-                    loss = sum(w * loss_fn(o, labels) for w, o in zip(weights, outputs) if w > 0)
-                else:
-                    loss = loss_fn(logits, labels)
+                if cfg.deep_supervision and logits.ndim == images.ndim + 1:  # (N, outputs, C, ...)
+                    logits = list(logits.unbind(1))
+                loss = loss_fn(logits, labels)
                 value = float(loss.detach())
                 if not math.isfinite(value):
                     exc = NonFiniteLoss(
