@@ -683,6 +683,8 @@ class TaskSpec:
     generator: Callable = field(repr=False)
     dims: tuple = (2, 3)
     default_size: dict = field(default_factory=lambda: {2: 128, 3: 48})
+    #: thin structures: the bench adds topology metrics (clDice, Betti errors) to its test cases
+    topology: bool = False
 
     @property
     def num_classes(self) -> int:
@@ -765,6 +767,7 @@ TASKS: dict = {
             _gen_vessels,
             dims=(2,),
             default_size={2: 128},
+            topology=True,
         ),
     ]
 }

@@ -11,7 +11,7 @@ See ``docs/readme_metrics.md``.
 
 from .case import METRIC_KEYS, evaluate_case
 from .overlap import Confusion, confusion, dice_score, iou_score, precision, sensitivity, specificity
-from .topology import betti_error, betti_numbers, cldice_score
+from .topology import TOPOLOGY_KEYS, betti_error, betti_numbers, cldice_score, evaluate_topology
 from .surface import (
     SurfaceDistances,
     average_surface_distance,
@@ -25,12 +25,14 @@ __all__ = [
     "Confusion",
     "SurfaceDistances",
     "average_surface_distance",
+    "TOPOLOGY_KEYS",
     "betti_error",
     "betti_numbers",
     "cldice_score",
     "confusion",
     "dice_score",
     "evaluate_case",
+    "evaluate_topology",
     "hausdorff_distance",
     "iou_score",
     "normalized_surface_dice",

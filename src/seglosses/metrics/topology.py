@@ -38,7 +38,11 @@ from scipy import ndimage
 
 from .._checks import as_binary_mask, check_same_shape
 
-__all__ = ["cldice_score", "betti_numbers", "betti_error"]
+__all__ = ["TOPOLOGY_KEYS", "cldice_score", "betti_numbers", "betti_error", "evaluate_topology"]
+
+#: The keys of each label's dict returned by :func:`evaluate_topology`, in order: clDice, the
+#: Betti-number error summed over the dimensions, and its dimension-0 and dimension-1 parts.
+TOPOLOGY_KEYS = ("cldice", "betti_error", "betti0_error", "betti1_error")
 
 
 def _masks(gt: Any, pred: Any):
@@ -144,3 +148,36 @@ def betti_error(gt: Any, pred: Any, dim: Optional[int] = None) -> float:
             raise ValueError(f"dim: expected an int in [0, {len(bg)}) for {g.ndim}-D masks, got {dim!r}")
         return float(abs(bg[dim] - bp[dim]))
     return float(sum(abs(a - b) for a, b in zip(bg, bp)))
+
+
+def evaluate_topology(pred_labels: Any, gt_labels: Any, labels) -> dict:
+    """Topology metrics of every label of two label maps (2-D or 3-D), argument order as
+    :func:`seglosses.metrics.evaluate_case`: ``{label: {key: value}}`` for the
+    :data:`TOPOLOGY_KEYS` (clDice of the label's masks, Betti-number errors).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from seglosses.metrics.topology import evaluate_topology
+    >>> gt = np.zeros((5, 9), int); gt[2, 1:8] = 1
+    >>> pred = gt.copy(); pred[2, 4] = 0                      # the vessel is cut
+    >>> r = evaluate_topology(pred, gt, labels=[1])[1]
+    >>> r["betti_error"], r["betti0_error"], r["betti1_error"]
+    (1.0, 1.0, 0.0)
+    """
+    from .._checks import as_label_map
+
+    p = as_label_map(pred_labels, "pred_labels")
+    g = as_label_map(gt_labels, "gt_labels")
+    check_same_shape(g, p, "gt_labels", "pred_labels")
+    out = {}
+    for lab in labels:
+        gm, pm = g == lab, p == lab
+        bg, bp = betti_numbers(gm), betti_numbers(pm)
+        out[int(lab)] = {
+            "cldice": cldice_score(gm, pm),
+            "betti_error": float(sum(abs(a - b) for a, b in zip(bg, bp))),
+            "betti0_error": float(abs(bg[0] - bp[0])),
+            "betti1_error": float(abs(bg[1] - bp[1])),
+        }
+    return out
