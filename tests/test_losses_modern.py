@@ -141,6 +141,14 @@ def test_cldice_hand_computed_per_class_and_pooled():
     assert math.isclose(float(pooled), 1 - 1.6 / 1.8, rel_tol=1e-6)
 
 
+def test_cldice_alone_is_zero_for_an_all_foreground_prediction():
+    """Documented degenerate minimum (why cldice is combined with Dice): no skeleton, Tprec = 1."""
+    target = torch.zeros(1, 16, 16, dtype=torch.long)
+    target[0, 8, 2:14] = 1
+    assert float(cldice_loss(torch.ones(1, 1, 16, 16), target, from_logits=False)) == 0.0
+    assert float(build_loss("dice_cldice", from_logits=False)(torch.ones(1, 1, 16, 16), target)) > 0.4
+
+
 def test_cldice_empty_ground_truth():
     target = torch.zeros(1, 8, 8, dtype=torch.long)
     nothing = torch.zeros(1, 1, 8, 8)

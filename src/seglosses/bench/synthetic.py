@@ -758,7 +758,7 @@ TASKS: dict = {
         ),
         TaskSpec(
             "vessels",
-            "retina-like vessel trees, 1-4 pixels wide, the thinnest barely visible (topology matters)",
+            "retina-like vessel trees, 1-3 pixels wide, the thinnest barely visible (topology matters)",
             ("background", "vessel"),
             1,
             ("fundus",),

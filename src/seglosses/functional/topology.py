@@ -219,6 +219,12 @@ def cldice_loss(
     (``batch=True, pool_classes=True``); old MONAI dropped channel 0 unconditionally, so a
     one-channel input gave 0 -- here binary mode supervises its single channel.
 
+    Never use it alone: a prediction of (nearly) 1 everywhere has an empty soft skeleton (erosion
+    does not shrink it from the image border), so :math:`T_{prec} = s/s = 1`, :math:`T_{sens} = 1`
+    and the loss is 0 (tested) -- the authors and MONAI always add a region loss, as
+    ``dice_cldice`` does. (A 200-iteration run of the ``topology`` bench preset with ``cldice``
+    alone converged to that all-foreground prediction.)
+
     Empty ground truth: a class with no voxel has no skeleton, :math:`T_{sens} = 1`; the loss is
     0 when nothing is predicted for it and close to 1 (``1 - 2 T_{prec}/(T_{prec}+1)``) when
     anything is. Never NaN: the harmonic mean's denominator is clamped at 1e-12.
