@@ -737,7 +737,7 @@ def _gwdl_matrix(dist_matrix, c: int, like: Tensor) -> Tensor:
     category="region",
     class_name="GeneralizedWassersteinDiceLoss",
     paper="Fidon et al. 2017 (BrainLes) arXiv:1707.00478; GDL weighting: Tilborghs et al. 2020 arXiv:2007.15546",
-    formula="1 - (2 sum_i a_l(i) (1 - W_i) + s) / (denominator + s), W_i = sum_c M[l(i), c] p_ic",
+    formula="1 - (2 TP + s) / (2 TP + sum_i W_i + s), TP = sum_i a_l(i) (1 - W_i), W_i = sum_c M[l(i), c] p_ic, a = (0, 1, ..., 1)",
     modes=("multiclass",),
 )
 def gwdl_loss(
