@@ -370,7 +370,8 @@ def boundary_dou_loss(
               \qquad \alpha = \min\Big(1 - \frac{2C}{S},\ \alpha_{max}\Big)
 
     per (sample, class) -- or per class over the batch with ``batch=True`` -- averaged over the
-    kept classes and samples. In the soft form (the authors' code) union and intersection are
+    kept classes and samples (``reduction="none"``: ``(N, C_kept)``, ``(1, C_kept)`` with
+    ``batch``). In the soft form (the authors' code) union and intersection are
     :math:`\sum p^2 + \sum g^2 - \sum pg` and :math:`\sum pg`. :math:`S` is the number of voxels of
     the target class and :math:`C` the number of its boundary voxels (voxels with a face neighbour
     outside the class, the image border included; :func:`face_boundary_count`). A large object

@@ -806,7 +806,8 @@ def mcc_loss(
     with the soft confusion counts of each (sample, class) -- one-vs-rest for multiclass --
     or of each class over the batch with ``batch=True``: ``tp = sum p g``, ``fp = sum p - tp``,
     ``fn = sum g - tp``, ``tn = n - tp - fp - fn`` over the voxels that are not ignored (from the
-    soft-statistics primitive, no one-hot). Averaged over kept classes and samples. Unlike Dice,
+    soft-statistics primitive, no one-hot). Averaged over kept classes and samples
+    (``reduction="none"``: ``(N, C_kept)``, ``(1, C_kept)`` with ``batch``). Unlike Dice,
     the MCC rewards true negatives, so it penalises false positives on a mostly empty image.
     The loss is in [0, 2]. A perfect prediction (``fp = fn = 0``) scores 0 exactly.
 
@@ -844,7 +845,8 @@ def mcc_loss(
     tp, sp, sg, n = (x.to(torch.float64) for x in (st.tp, st.sum_p, st.sum_g, n))
     fp, fn = (sp - tp).clamp_min(0), (sg - tp).clamp_min(0)
     tn = (n - sp - sg + tp).clamp_min(0)
-    mcc = (tp * tn - fp * fn) / torch.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn) + smooth).clamp_min(1e-30)
+    # clamp before the square root: a finite gradient when the product is 0 (an empty class, smooth 0)
+    mcc = (tp * tn - fp * fn) / torch.sqrt(((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn) + smooth).clamp_min(1e-60))
     loss = torch.where((fp == 0) & (fn == 0), torch.zeros_like(mcc), 1.0 - mcc).to(out_dtype)
     return reduce_region(loss, prep, include_background=include_background, class_weights=class_weights, reduction=reduction)
 

@@ -200,7 +200,8 @@ def cldice_loss(
     per (sample, class), with :math:`S` the soft skeleton (:func:`soft_skeleton`, ``iters``
     iterations) of the probabilities p and of the target g; averaged over the kept classes and
     the samples. ``batch=True`` sums over the batch first; ``pool_classes=True`` sums over the
-    kept classes first (one score per sample).
+    kept classes first (one score per sample). ``reduction="none"``: ``(N, C_kept)``
+    (``(1, C_kept)`` with ``batch``, ``(N, 1)`` with ``pool_classes``).
 
     Reference: Shit, Paetzold, Sekuboyina et al., "clDice -- a Novel Topology-Preserving Loss
     Function for Tubular Structure Segmentation", CVPR 2021, arXiv:2003.07311 (eqs. 1-3, Alg. 1-2).
@@ -308,7 +309,8 @@ def skeleton_recall_loss(
     .. math:: L = 1 - \frac{\sum_i p_{ic} T_{ic} + s}{\sum_i T_{ic} + s}
 
     per (sample, class) -- or per class over the batch with ``batch=True`` -- averaged over the
-    kept classes and samples. :math:`T_c` is the hard skeleton of the target mask of class c
+    kept classes and samples (``reduction="none"``: ``(N, C_kept)``, ``(1, C_kept)`` with
+    ``batch``). :math:`T_c` is the hard skeleton of the target mask of class c
     (scikit-image; :func:`seglosses.skeleton.tubed_skeleton`) dilated ``tube`` times by the
     face-connected cross and restricted to the mask. It is computed from the target on the fly,
     or given precomputed as ``skeleton=`` ``(N, C, *spatial)``

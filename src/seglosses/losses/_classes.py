@@ -181,7 +181,8 @@ class BoundaryDoULoss(SegLoss, registered_as='boundary_dou'):
               \qquad \alpha = \min\Big(1 - \frac{2C}{S},\ \alpha_{max}\Big)
 
     per (sample, class) -- or per class over the batch with ``batch=True`` -- averaged over the
-    kept classes and samples. In the soft form (the authors' code) union and intersection are
+    kept classes and samples (``reduction="none"``: ``(N, C_kept)``, ``(1, C_kept)`` with
+    ``batch``). In the soft form (the authors' code) union and intersection are
     :math:`\sum p^2 + \sum g^2 - \sum pg` and :math:`\sum pg`. :math:`S` is the number of voxels of
     the target class and :math:`C` the number of its boundary voxels (voxels with a face neighbour
     outside the class, the image border included; :func:`face_boundary_count`). A large object
@@ -296,7 +297,8 @@ class ClDiceLoss(SegLoss, registered_as='cldice'):
     per (sample, class), with :math:`S` the soft skeleton (:func:`soft_skeleton`, ``iters``
     iterations) of the probabilities p and of the target g; averaged over the kept classes and
     the samples. ``batch=True`` sums over the batch first; ``pool_classes=True`` sums over the
-    kept classes first (one score per sample).
+    kept classes first (one score per sample). ``reduction="none"``: ``(N, C_kept)``
+    (``(1, C_kept)`` with ``batch``, ``(N, 1)`` with ``pool_classes``).
 
     Reference: Shit, Paetzold, Sekuboyina et al., "clDice -- a Novel Topology-Preserving Loss
     Function for Tubular Structure Segmentation", CVPR 2021, arXiv:2003.07311 (eqs. 1-3, Alg. 1-2).
@@ -1313,7 +1315,8 @@ class MCCLoss(SegLoss, registered_as='mcc'):
     with the soft confusion counts of each (sample, class) -- one-vs-rest for multiclass --
     or of each class over the batch with ``batch=True``: ``tp = sum p g``, ``fp = sum p - tp``,
     ``fn = sum g - tp``, ``tn = n - tp - fp - fn`` over the voxels that are not ignored (from the
-    soft-statistics primitive, no one-hot). Averaged over kept classes and samples. Unlike Dice,
+    soft-statistics primitive, no one-hot). Averaged over kept classes and samples
+    (``reduction="none"``: ``(N, C_kept)``, ``(1, C_kept)`` with ``batch``). Unlike Dice,
     the MCC rewards true negatives, so it penalises false positives on a mostly empty image.
     The loss is in [0, 2]. A perfect prediction (``fp = fn = 0``) scores 0 exactly.
 
@@ -1535,7 +1538,8 @@ class SkeletonRecallLoss(SegLoss, registered_as='skeleton_recall'):
     .. math:: L = 1 - \frac{\sum_i p_{ic} T_{ic} + s}{\sum_i T_{ic} + s}
 
     per (sample, class) -- or per class over the batch with ``batch=True`` -- averaged over the
-    kept classes and samples. :math:`T_c` is the hard skeleton of the target mask of class c
+    kept classes and samples (``reduction="none"``: ``(N, C_kept)``, ``(1, C_kept)`` with
+    ``batch``). :math:`T_c` is the hard skeleton of the target mask of class c
     (scikit-image; :func:`seglosses.skeleton.tubed_skeleton`) dilated ``tube`` times by the
     face-connected cross and restricted to the mask. It is computed from the target on the fly,
     or given precomputed as ``skeleton=`` ``(N, C, *spatial)``
