@@ -39,19 +39,76 @@ from ..registry import register_loss
 
 __all__ = ["soft_skeleton", "hard_skeleton", "cldice_loss", "skeleton_recall_loss"]
 
-_POOL = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
-
 
 # ----------------------------------------------------------------------------- soft skeleton
 
 def _axis_max(x: Tensor, axis: int) -> Tensor:
     """Max over a window of 3 along one spatial ``axis`` (0-based) of ``(B, C, *spatial)``;
-    outside the image does not count (max-pool padding is -inf)."""
-    nd = x.ndim - 2
-    kernel = [1] * nd
-    pad = [0] * nd
-    kernel[axis], pad[axis] = 3, 1
-    return _POOL[nd](x, kernel_size=kernel, stride=1, padding=pad)
+    outside the image does not count (as max pooling with -inf padding).
+
+    With autograd: :class:`_AxisMax3` (shifted maxima forward, the winning offset kept as int8 for
+    the backward). Without (the target's skeleton, ``uint8``): two elementwise maxima of shifted
+    views -- several times faster than PyTorch's CPU pooling kernels (~20 ns per element for a
+    3-window), for any dtype.
+    """
+    dim = axis + 2
+    if x.shape[dim] == 1:
+        return x
+    if x.requires_grad and torch.is_grad_enabled():
+        return _AxisMax3.apply(x, dim)
+    return _shifted_max3(x, dim)
+
+
+def _shifted_max3(x: Tensor, dim: int) -> Tensor:
+    """``out_i = max(x_{i-1}, x_i, x_{i+1})`` along ``dim`` (at the borders: the existing
+    neighbours), by two in-place elementwise maxima on shifted views."""
+    n = x.shape[dim]
+    out = x.clone()
+    left = out.narrow(dim, 1, n - 1)  # out_i, i >= 1, against x_{i-1}
+    torch.maximum(left, x.narrow(dim, 0, n - 1), out=left)
+    right = out.narrow(dim, 0, n - 1)  # out_i, i <= n - 2, against x_{i+1}
+    torch.maximum(right, x.narrow(dim, 1, n - 1), out=right)
+    return out
+
+
+def _edge(x: Tensor, dim: int) -> Tensor:
+    shape = list(x.shape)
+    shape[dim] = 1
+    return torch.full(shape, -torch.inf, dtype=x.dtype, device=x.device)
+
+
+class _AxisMax3(torch.autograd.Function):
+    """Max over 3-windows along ``dim``; the gradient goes to the winning input, as with max
+    pooling (at ties: the centre, then the left neighbour). Forward: the neighbours as full-size
+    shifted views of one padded copy, two maxima, two boolean "who won" masks kept for the
+    backward; backward: three masked copies of the gradient, two of them shifted back."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, dim: int):
+        n = x.shape[dim]
+        pad = torch.cat([_edge(x, dim), x, _edge(x, dim)], dim)
+        xl, xr = pad.narrow(dim, 0, n), pad.narrow(dim, 2, n)
+        m = torch.maximum(x, xl)
+        took_left = xl > x
+        out = torch.maximum(m, xr)
+        took_right = xr > m
+        ctx.save_for_backward(took_left, took_right)
+        ctx.dim = dim
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g: Tensor):
+        took_left, took_right = ctx.saved_tensors
+        dim = ctx.dim
+        n = g.shape[dim]
+        zero = torch.zeros((), dtype=g.dtype, device=g.device)
+        to_right = torch.where(took_right, g, zero)  # output i -> input i + 1
+        to_left = torch.where(took_left & ~took_right, g, zero)  # output i -> input i - 1
+        grad = g - to_right - to_left  # output i -> input i
+        grad.narrow(dim, 0, n - 1).add_(to_left.narrow(dim, 1, n - 1))
+        grad.narrow(dim, 1, n - 1).add_(to_right.narrow(dim, 0, n - 1))
+        return grad, None
 
 
 def soft_erode(x: Tensor) -> Tensor:
@@ -79,8 +136,10 @@ def soft_skeleton(x: Tensor, iters: int = 3) -> Tensor:
 
     Each :math:`E^k x` is computed once and reused by the next opening (``iters + 1`` erosions and
     dilations; the authors' and MONAI's code erode ``2 iters + 1`` times for the same result), and
-    dilations are separable (d passes of 3 instead of one of 3^d). A 0/1 target is skeletonised by
-    :func:`hard_skeleton` (same values, ``uint8``).
+    dilations are separable (d passes of 3 instead of one of 3^d). The 3-windows are elementwise
+    maxima of shifted views with a hand-written backward (:class:`_AxisMax3`), not PyTorch's CPU
+    max pooling (which dominated the time); the values and gradients are MONAI's (tested). A 0/1
+    target is skeletonised by :func:`hard_skeleton` (same values, ``uint8``).
     ``iters`` should be at least the radius of the thickest structure, in voxels.
 
     Examples
@@ -111,8 +170,6 @@ def hard_skeleton(mask: Tensor, iters: int = 3) -> Tensor:
     d``): the same values at a quarter of the memory traffic, no gradient. ``mask``: bool or
     ``uint8`` ``(B, C, *spatial)``; returns ``uint8``."""
     _check_iters(iters)
-    if mask.ndim == 3:  # max_pool1d has no uint8 kernel: a trailing axis of size 1 changes nothing
-        return hard_skeleton(mask.unsqueeze(-1), iters).squeeze(-1)
     m = mask.to(torch.uint8)
     erode = lambda a: _cross_max(a ^ 1) ^ 1  # noqa: E731  (erosion = NOT dilation of NOT)
     e_next = erode(m)
