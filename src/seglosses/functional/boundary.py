@@ -362,6 +362,7 @@ def boundary_dou_loss(
     batch: bool = False,
     include_background: bool = True,
     reduction: str = "mean",
+    ddp: bool = False,
 ) -> Tensor:
     r"""Boundary difference over union (Boundary DoU) loss.
 
@@ -369,9 +370,10 @@ def boundary_dou_loss(
               = \frac{\sum_i (p_i - g_i)^2}{\sum_i p_i^2 + \sum_i g_i^2 - (1 + \alpha) \sum_i p_i g_i + s},
               \qquad \alpha = \min\Big(1 - \frac{2C}{S},\ \alpha_{max}\Big)
 
-    per (sample, class) -- or per class over the batch with ``batch=True`` -- averaged over the
-    kept classes and samples (``reduction="none"``: ``(N, C_kept)``, ``(1, C_kept)`` with
-    ``batch``). In the soft form (the authors' code) union and intersection are
+    per (sample, class) -- or per class over the batch with ``batch=True`` (``ddp=True``: of the
+    global DistributedDataParallel batch) -- averaged over the kept classes and samples
+    (``reduction="none"``: ``(N, C_kept)``, ``(1, C_kept)`` with ``batch``). In the soft form
+    (the authors' code) union and intersection are
     :math:`\sum p^2 + \sum g^2 - \sum pg` and :math:`\sum pg`. :math:`S` is the number of voxels of
     the target class and :math:`C` the number of its boundary voxels (voxels with a face neighbour
     outside the class, the image border included; :func:`face_boundary_count`). A large object
@@ -406,17 +408,18 @@ def boundary_dou_loss(
     check_positive("alpha_max", alpha_max)
     check_positive("smooth", smooth, allow_zero=True)
     from .._reduce import keep_classes
-    from .._stats import soft_stats
+    from .._stats import SoftStats, batch_sum, soft_stats
 
-    st = soft_stats(prep, batch=batch, squared=True)
+    st = soft_stats(prep, squared=True)
     with torch.no_grad():
         masks = _target_masks(prep, list(range(prep.num_classes)))
         if prep.valid is not None:
             masks = masks & (prep.valid.unsqueeze(1) > 0)
         big_c = face_boundary_count(masks).to(st.tp.dtype)
         big_s = masks.flatten(2).sum(2).to(st.tp.dtype)
-        if batch:
-            big_c, big_s = big_c.sum(0, keepdim=True), big_s.sum(0, keepdim=True)
+    tp, sum_p, sum_g, big_c, big_s = batch_sum((st.tp, st.sum_p, st.sum_g, big_c, big_s), batch=batch, ddp=ddp)
+    st = SoftStats(tp, sum_p, sum_g)
+    with torch.no_grad():
         alpha = torch.where(big_s > 0, 1.0 - 2.0 * big_c / big_s.clamp_min(1.0), torch.full_like(big_s, alpha_max))
         alpha = alpha.clamp_max(alpha_max)
     num = (st.sum_p + st.sum_g - 2.0 * st.tp).clamp_min(0)

@@ -33,7 +33,7 @@ from .._checks import check_fraction, check_positive, check_reduction
 from .._contract import Prepared
 from .._reduce import class_weight_tensor, keep_classes, reduce_loss
 from .._ddp import all_reduce_sum
-from .._stats import _fused_softmax, batch_sum, native_stats, neg_log_true_class, soft_stats
+from .._stats import SoftStats, _fused_softmax, batch_sum, native_stats, neg_log_true_class, soft_stats
 from ..registry import register_compound, register_loss
 from .distribution import voxel_ce
 from .region import dice_score_from_stats
@@ -442,10 +442,16 @@ def _unified_focal_ce(prep: Prepared, delta: float, gamma: float, symmetric: boo
     return (fg + bg).mean(1)
 
 
-def _unified_focal_tversky(prep: Prepared, delta: float, gamma: float, symmetric: bool, smooth: float, batch: bool, include_background: bool) -> Tensor:
+def _unified_focal_tversky(
+    prep: Prepared, delta: float, gamma: float, symmetric: bool, smooth: float, batch: bool, include_background: bool,
+    ddp: bool = False,
+) -> Tensor:
     """Per-sample modified focal Tversky term ``(N,)`` (``(1,)`` with ``batch``): the mean over the
     classes of ``1 - mTI`` (background) and ``(1 - mTI)^(1 - gamma)`` (foreground)."""
-    st = soft_stats(prep, batch=batch)
+    st = soft_stats(prep, batch=False)
+    n = prep.n_valid(batch=False).to(st.tp.dtype).unsqueeze(1)
+    tp, sum_p, sum_g, n = batch_sum((st.tp, st.sum_p, st.sum_g, n), batch=batch, ddp=ddp)
+    st = SoftStats(tp, sum_p, sum_g)
     ti = lambda tp, fp, fn: (tp + smooth) / (tp + delta * fn + (1.0 - delta) * fp + smooth).clamp_min(1e-12)  # noqa: E731
     if prep.mode == "multiclass":
         err = (1.0 - ti(st.tp, st.fp, st.fn)).clamp_min(0)
@@ -453,9 +459,6 @@ def _unified_focal_tversky(prep: Prepared, delta: float, gamma: float, symmetric
         back = fore[:, :1] if symmetric else err[:, :1]
         per_class = torch.cat([back, fore[:, 1:]], 1)
         return keep_classes(per_class, prep, include_background).mean(1)
-    n = prep.n_valid(batch=False).to(st.tp.dtype).unsqueeze(1)
-    if batch:
-        n = n.sum(0, keepdim=True)
     tn = (n - st.sum_p - st.sum_g + st.tp).clamp_min(0)
     fore = _pow_linear((1.0 - ti(st.tp, st.fp, st.fn)).clamp_min(0), 1.0 - gamma)
     back_err = (1.0 - ti(tn, st.fn, st.fp)).clamp_min(0)  # the background's fp are the fn of the foreground
@@ -480,6 +483,7 @@ def unified_focal_loss(
     batch: bool = False,
     include_background: bool = True,
     reduction: str = "mean",
+    ddp: bool = False,
 ) -> Tensor:
     r"""Unified focal loss (asymmetric by default, or symmetric).
 
@@ -524,6 +528,8 @@ def unified_focal_loss(
     per voxel and always defined.
 
     ``reduction="none"`` returns the per-sample losses ``(N,)`` (``(1,)`` with ``batch=True``).
+    ``ddp=True`` with ``batch=True``: both terms pool the global batch of DistributedDataParallel
+    (:mod:`seglosses._ddp`).
 
     Examples
     --------
@@ -546,8 +552,8 @@ def unified_focal_loss(
     _check_gamma_below_one(gamma)
     check_positive("smooth", smooth, allow_zero=True)
     symmetric = variant == "symmetric"
-    focal = _per_row_mean(_unified_focal_ce(prep, delta, gamma, symmetric, include_background), prep, batch, 1)
-    tversky = _unified_focal_tversky(prep, delta, gamma, symmetric, smooth, batch, include_background)
+    focal = _per_row_mean(_unified_focal_ce(prep, delta, gamma, symmetric, include_background), prep, batch, 1, ddp)
+    tversky = _unified_focal_tversky(prep, delta, gamma, symmetric, smooth, batch, include_background, ddp)
     return reduce_loss(weight * focal + (1.0 - weight) * tversky, reduction)
 
 

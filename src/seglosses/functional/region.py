@@ -818,6 +818,7 @@ def mcc_loss(
     include_background: bool = True,
     class_weights: Weights = None,
     reduction: str = "mean",
+    ddp: bool = False,
 ) -> Tensor:
     r"""Matthews correlation coefficient (MCC) loss.
 
@@ -835,7 +836,8 @@ def mcc_loss(
     Networks: Application to Skin Lesion Segmentation", ISBI 2021, arXiv:2010.13454.
 
     Defaults: ``smooth=1e-5`` under the square root only (MONAI's ``smooth_dr``; its
-    ``smooth_nr`` is 0); ``include_background=True`` (MONAI's default).
+    ``smooth_nr`` is 0); ``include_background=True`` (MONAI's default). ``ddp=True`` with
+    ``batch=True``: the counts of the global DistributedDataParallel batch (:mod:`seglosses._ddp`).
 
     Conventions of other libraries: MONAI ``MCCLoss(smooth_nr=0, smooth_dr=s, batch=b)``
     computes the same (tested). Numerics: the product of the four sums grows as ``n^4`` (1e32 for
@@ -857,10 +859,10 @@ def mcc_loss(
     0.4226
     """
     _check_smooth(smooth)
-    st = soft_stats(prep, batch=batch)
+    st = soft_stats(prep, batch=False)
     n = prep.n_valid(batch=False).to(st.tp.dtype).unsqueeze(1)
-    if batch:
-        n = n.sum(0, keepdim=True)
+    tp, sum_p, sum_g, n = batch_sum((st.tp, st.sum_p, st.sum_g, n), batch=batch, ddp=ddp)
+    st = SoftStats(tp, sum_p, sum_g)
     out_dtype = st.tp.dtype
     tp, sp, sg, n = (x.to(torch.float64) for x in (st.tp, st.sum_p, st.sum_g, n))
     fp, fn = (sp - tp).clamp_min(0), (sg - tp).clamp_min(0)
@@ -904,6 +906,7 @@ def gwdl_loss(
     smooth: float = 1e-5,
     batch: bool = False,
     reduction: str = "mean",
+    ddp: bool = False,
 ) -> Tensor:
     r"""Generalized Wasserstein Dice loss.
 
@@ -938,7 +941,8 @@ def gwdl_loss(
     smooth_nr=s, smooth_dr=s)`` computes the same per sample (tested; before MONAI 1.6 its
     ``reduction`` mixed the samples of a batch). Multiclass only (the distance matrix is over
     the softmax classes); ``reduction="none"`` returns the per-sample losses ``(N,)`` (``(1,)``
-    with ``batch=True``). The class weights are constants (no gradient).
+    with ``batch=True``). The class weights are constants (no gradient). ``ddp=True`` with
+    ``batch=True``: the statistics of the global DistributedDataParallel batch.
 
     Empty ground truth: with the default weighting, an image of background only has
     :math:`TP = 0`: the loss is 0 when the prediction is all background and close to 1 otherwise.
@@ -961,7 +965,7 @@ def gwdl_loss(
     if dist_matrix is None and prep.from_logits:
         # M = 1 - I and a softmax: W_i = 1 - p_{i, l_i}, so per label l the sum of W over its
         # voxels is V_l - tp_l: the soft statistics (fused kernels, no per-voxel map)
-        st = soft_stats(prep, batch=batch)
+        st = soft_stats(prep, batch=batch, ddp=ddp)
         volume = st.sum_g
         w_sum = (volume - st.tp).clamp_min(0)
     else:
@@ -969,8 +973,9 @@ def gwdl_loss(
         # voxels = sum_c M[l, c] J[l, c]
         p = prep.probs
         m = _gwdl_matrix(dist_matrix, c, p)
-        joint = torch.stack([class_sum(prep, p[:, k], batch=batch) for k in range(c)], dim=2)
-        volume = class_sum(prep, torch.ones_like(p[:, 0]), batch=batch)
+        joint = torch.stack([class_sum(prep, p[:, k]) for k in range(c)], dim=2)
+        volume = class_sum(prep, torch.ones_like(p[:, 0]))
+        joint, volume = batch_sum((joint, volume), batch=batch, ddp=ddp)
         w_sum = (m.unsqueeze(0) * joint).sum(2)
     if weighting_mode == "default":
         alpha = torch.ones(c, dtype=w_sum.dtype, device=w_sum.device)

@@ -35,6 +35,7 @@ from torch import Tensor
 from .._checks import check_positive
 from .._contract import Prepared
 from .._reduce import reduce_loss
+from .._stats import batch_sum
 from ..registry import register_loss
 
 __all__ = ["soft_skeleton", "hard_skeleton", "cldice_loss", "skeleton_recall_loss"]
@@ -247,6 +248,7 @@ def cldice_loss(
     pool_classes: bool = False,
     include_background: bool = False,
     reduction: str = "mean",
+    ddp: bool = False,
 ) -> Tensor:
     r"""Soft clDice loss (centerline Dice).
 
@@ -258,7 +260,8 @@ def cldice_loss(
     iterations) of the probabilities p and of the target g; averaged over the kept classes and
     the samples. ``batch=True`` sums over the batch first; ``pool_classes=True`` sums over the
     kept classes first (one score per sample). ``reduction="none"``: ``(N, C_kept)``
-    (``(1, C_kept)`` with ``batch``, ``(N, 1)`` with ``pool_classes``).
+    (``(1, C_kept)`` with ``batch``, ``(N, 1)`` with ``pool_classes``). ``ddp=True`` with
+    ``batch=True``: the sums of the global DistributedDataParallel batch (:mod:`seglosses._ddp`).
 
     Reference: Shit, Paetzold, Sekuboyina et al., "clDice -- a Novel Topology-Preserving Loss
     Function for Tubular Structure Segmentation", CVPR 2021, arXiv:2003.07311 (eqs. 1-3, Alg. 1-2).
@@ -306,9 +309,7 @@ def cldice_loss(
     sums = [_spatial_sum(skel_p * g), _spatial_sum(skel_p), _spatial_sum(skel_g * p), _spatial_sum(skel_g).to(p.dtype)]
     if pool_classes:
         sums = [x.sum(1, keepdim=True) for x in sums]
-    if batch:
-        sums = [x.sum(0, keepdim=True) for x in sums]
-    prec_num, prec_den, sens_num, sens_den = sums
+    prec_num, prec_den, sens_num, sens_den = batch_sum(sums, batch=batch, ddp=ddp)
     t_prec = (prec_num + smooth) / (prec_den + smooth).clamp_min(1e-12)
     t_sens = (sens_num + smooth) / (sens_den + smooth).clamp_min(1e-12)
     cl = 2.0 * t_prec * t_sens / (t_prec + t_sens).clamp_min(1e-12)
@@ -359,6 +360,7 @@ def skeleton_recall_loss(
     batch: bool = False,
     include_background: bool = False,
     reduction: str = "mean",
+    ddp: bool = False,
     skeleton: Optional[Tensor] = None,
 ) -> Tensor:
     r"""Skeleton recall loss: soft recall of the prediction on the tubed skeleton of the target.
@@ -367,7 +369,8 @@ def skeleton_recall_loss(
 
     per (sample, class) -- or per class over the batch with ``batch=True`` -- averaged over the
     kept classes and samples (``reduction="none"``: ``(N, C_kept)``, ``(1, C_kept)`` with
-    ``batch``). :math:`T_c` is the hard skeleton of the target mask of class c
+    ``batch``; ``ddp=True`` with ``batch``: the sums of the global DistributedDataParallel batch).
+    :math:`T_c` is the hard skeleton of the target mask of class c
     (scikit-image; :func:`seglosses.skeleton.tubed_skeleton`) dilated ``tube`` times by the
     face-connected cross and restricted to the mask. It is computed from the target on the fly,
     or given precomputed as ``skeleton=`` ``(N, C, *spatial)``
@@ -411,8 +414,6 @@ def skeleton_recall_loss(
     t = t[:, start:]
     if prep.valid is not None:
         t = t * prep.valid.unsqueeze(1).to(p.dtype)
-    num, den = _spatial_sum(p * t), _spatial_sum(t)
-    if batch:
-        num, den = num.sum(0, keepdim=True), den.sum(0, keepdim=True)
+    num, den = batch_sum((_spatial_sum(p * t), _spatial_sum(t)), batch=batch, ddp=ddp)
     recall = torch.where(den + smooth > 0, (num + smooth) / (den + smooth).clamp_min(1e-12), torch.ones_like(num))
     return reduce_loss(1.0 - recall, reduction)

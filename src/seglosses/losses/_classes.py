@@ -182,9 +182,10 @@ class BoundaryDoULoss(SegLoss, registered_as='boundary_dou'):
               = \frac{\sum_i (p_i - g_i)^2}{\sum_i p_i^2 + \sum_i g_i^2 - (1 + \alpha) \sum_i p_i g_i + s},
               \qquad \alpha = \min\Big(1 - \frac{2C}{S},\ \alpha_{max}\Big)
 
-    per (sample, class) -- or per class over the batch with ``batch=True`` -- averaged over the
-    kept classes and samples (``reduction="none"``: ``(N, C_kept)``, ``(1, C_kept)`` with
-    ``batch``). In the soft form (the authors' code) union and intersection are
+    per (sample, class) -- or per class over the batch with ``batch=True`` (``ddp=True``: of the
+    global DistributedDataParallel batch) -- averaged over the kept classes and samples
+    (``reduction="none"``: ``(N, C_kept)``, ``(1, C_kept)`` with ``batch``). In the soft form
+    (the authors' code) union and intersection are
     :math:`\sum p^2 + \sum g^2 - \sum pg` and :math:`\sum pg`. :math:`S` is the number of voxels of
     the target class and :math:`C` the number of its boundary voxels (voxels with a face neighbour
     outside the class, the image border included; :func:`face_boundary_count`). A large object
@@ -219,6 +220,7 @@ class BoundaryDoULoss(SegLoss, registered_as='boundary_dou'):
         batch=False,
         include_background=True,
         reduction='mean',
+        ddp=False,
         mode=None,
         from_logits=True,
         ignore_index=None,
@@ -229,6 +231,7 @@ class BoundaryDoULoss(SegLoss, registered_as='boundary_dou'):
             batch=batch,
             include_background=include_background,
             reduction=reduction,
+            ddp=ddp,
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
@@ -300,7 +303,8 @@ class ClDiceLoss(SegLoss, registered_as='cldice'):
     iterations) of the probabilities p and of the target g; averaged over the kept classes and
     the samples. ``batch=True`` sums over the batch first; ``pool_classes=True`` sums over the
     kept classes first (one score per sample). ``reduction="none"``: ``(N, C_kept)``
-    (``(1, C_kept)`` with ``batch``, ``(N, 1)`` with ``pool_classes``).
+    (``(1, C_kept)`` with ``batch``, ``(N, 1)`` with ``pool_classes``). ``ddp=True`` with
+    ``batch=True``: the sums of the global DistributedDataParallel batch (:mod:`seglosses._ddp`).
 
     Reference: Shit, Paetzold, Sekuboyina et al., "clDice -- a Novel Topology-Preserving Loss
     Function for Tubular Structure Segmentation", CVPR 2021, arXiv:2003.07311 (eqs. 1-3, Alg. 1-2).
@@ -342,6 +346,7 @@ class ClDiceLoss(SegLoss, registered_as='cldice'):
         pool_classes=False,
         include_background=False,
         reduction='mean',
+        ddp=False,
         mode=None,
         from_logits=True,
         ignore_index=None,
@@ -353,6 +358,7 @@ class ClDiceLoss(SegLoss, registered_as='cldice'):
             pool_classes=pool_classes,
             include_background=include_background,
             reduction=reduction,
+            ddp=ddp,
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
@@ -930,7 +936,8 @@ class GeneralizedWassersteinDiceLoss(SegLoss, registered_as='gwdl'):
     smooth_nr=s, smooth_dr=s)`` computes the same per sample (tested; before MONAI 1.6 its
     ``reduction`` mixed the samples of a batch). Multiclass only (the distance matrix is over
     the softmax classes); ``reduction="none"`` returns the per-sample losses ``(N,)`` (``(1,)``
-    with ``batch=True``). The class weights are constants (no gradient).
+    with ``batch=True``). The class weights are constants (no gradient). ``ddp=True`` with
+    ``batch=True``: the statistics of the global DistributedDataParallel batch.
 
     Empty ground truth: with the default weighting, an image of background only has
     :math:`TP = 0`: the loss is 0 when the prediction is all background and close to 1 otherwise.
@@ -947,6 +954,7 @@ class GeneralizedWassersteinDiceLoss(SegLoss, registered_as='gwdl'):
         smooth=1e-05,
         batch=False,
         reduction='mean',
+        ddp=False,
         mode=None,
         from_logits=True,
         ignore_index=None,
@@ -957,6 +965,7 @@ class GeneralizedWassersteinDiceLoss(SegLoss, registered_as='gwdl'):
             smooth=smooth,
             batch=batch,
             reduction=reduction,
+            ddp=ddp,
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
@@ -1340,7 +1349,8 @@ class MCCLoss(SegLoss, registered_as='mcc'):
     Networks: Application to Skin Lesion Segmentation", ISBI 2021, arXiv:2010.13454.
 
     Defaults: ``smooth=1e-5`` under the square root only (MONAI's ``smooth_dr``; its
-    ``smooth_nr`` is 0); ``include_background=True`` (MONAI's default).
+    ``smooth_nr`` is 0); ``include_background=True`` (MONAI's default). ``ddp=True`` with
+    ``batch=True``: the counts of the global DistributedDataParallel batch (:mod:`seglosses._ddp`).
 
     Conventions of other libraries: MONAI ``MCCLoss(smooth_nr=0, smooth_dr=s, batch=b)``
     computes the same (tested). Numerics: the product of the four sums grows as ``n^4`` (1e32 for
@@ -1364,6 +1374,7 @@ class MCCLoss(SegLoss, registered_as='mcc'):
         include_background=True,
         class_weights=None,
         reduction='mean',
+        ddp=False,
         mode=None,
         from_logits=True,
         ignore_index=None,
@@ -1374,6 +1385,7 @@ class MCCLoss(SegLoss, registered_as='mcc'):
             include_background=include_background,
             class_weights=class_weights,
             reduction=reduction,
+            ddp=ddp,
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
@@ -1557,7 +1569,8 @@ class SkeletonRecallLoss(SegLoss, registered_as='skeleton_recall'):
 
     per (sample, class) -- or per class over the batch with ``batch=True`` -- averaged over the
     kept classes and samples (``reduction="none"``: ``(N, C_kept)``, ``(1, C_kept)`` with
-    ``batch``). :math:`T_c` is the hard skeleton of the target mask of class c
+    ``batch``; ``ddp=True`` with ``batch``: the sums of the global DistributedDataParallel batch).
+    :math:`T_c` is the hard skeleton of the target mask of class c
     (scikit-image; :func:`seglosses.skeleton.tubed_skeleton`) dilated ``tube`` times by the
     face-connected cross and restricted to the mask. It is computed from the target on the fly,
     or given precomputed as ``skeleton=`` ``(N, C, *spatial)``
@@ -1592,6 +1605,7 @@ class SkeletonRecallLoss(SegLoss, registered_as='skeleton_recall'):
         batch=False,
         include_background=False,
         reduction='mean',
+        ddp=False,
         mode=None,
         from_logits=True,
         ignore_index=None,
@@ -1602,6 +1616,7 @@ class SkeletonRecallLoss(SegLoss, registered_as='skeleton_recall'):
             batch=batch,
             include_background=include_background,
             reduction=reduction,
+            ddp=ddp,
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
@@ -1873,6 +1888,8 @@ class UnifiedFocalLoss(SegLoss, registered_as='unified_focal'):
     per voxel and always defined.
 
     ``reduction="none"`` returns the per-sample losses ``(N,)`` (``(1,)`` with ``batch=True``).
+    ``ddp=True`` with ``batch=True``: both terms pool the global batch of DistributedDataParallel
+    (:mod:`seglosses._ddp`).
 
     Examples: see :func:`seglosses.functional.unified_focal_loss`;
     ``UnifiedFocalLoss(**options)(logits, target)`` equals ``unified_focal_loss(logits, target, **options)``.
@@ -1889,6 +1906,7 @@ class UnifiedFocalLoss(SegLoss, registered_as='unified_focal'):
         batch=False,
         include_background=True,
         reduction='mean',
+        ddp=False,
         mode=None,
         from_logits=True,
         ignore_index=None,
@@ -1902,6 +1920,7 @@ class UnifiedFocalLoss(SegLoss, registered_as='unified_focal'):
             batch=batch,
             include_background=include_background,
             reduction=reduction,
+            ddp=ddp,
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
