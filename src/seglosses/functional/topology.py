@@ -225,6 +225,23 @@ def _kept_probs_target(prep: Prepared, channels: List[int]):
     return p, g
 
 
+def _skeleton_in_target(prep: Prepared, skel_p: Tensor, g: Tensor) -> Tensor:
+    """``sum_i S(p)_ic g_ic`` per (sample, kept class) ``(N, K)``. Label maps: the skeleton value of
+    each voxel's own class, gathered and scattered into its class
+    (:func:`seglosses._stats.class_sum`), without a float one-hot; ignored voxels do not count."""
+    if prep.labels is None:
+        return _spatial_sum(skel_p * g)
+    from .._stats import class_sum
+
+    start = prep.num_classes - skel_p.shape[1]
+    if skel_p.shape[1] == 0:
+        return skel_p.new_zeros(skel_p.shape[:2])
+    own = skel_p.gather(1, (prep.labels - start).clamp_min(0).unsqueeze(1)).squeeze(1)
+    if start:
+        own = own * (prep.labels >= start).to(own.dtype)  # voxels of a dropped class count nowhere
+    return class_sum(prep, own)[:, start:]
+
+
 def _spatial_sum(x: Tensor) -> Tensor:
     return x.flatten(2).sum(2)
 
@@ -306,7 +323,7 @@ def cldice_loss(
     skel_p = soft_skeleton(p, iters)
     with torch.no_grad():
         skel_g = hard_skeleton(g, iters) if g.dtype == torch.uint8 else soft_skeleton(g, iters)
-    sums = [_spatial_sum(skel_p * g), _spatial_sum(skel_p), _spatial_sum(skel_g * p), _spatial_sum(skel_g).to(p.dtype)]
+    sums = [_skeleton_in_target(prep, skel_p, g), _spatial_sum(skel_p), _spatial_sum(skel_g * p), _spatial_sum(skel_g).to(p.dtype)]
     if pool_classes:
         sums = [x.sum(1, keepdim=True) for x in sums]
     prec_num, prec_den, sens_num, sens_den = batch_sum(sums, batch=batch, ddp=ddp)
