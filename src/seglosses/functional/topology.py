@@ -3,8 +3,8 @@
 Both compare a prediction with a *skeleton*:
 
 * ``cldice`` (Shit et al. 2021) skeletonises the prediction **and** the target with the soft
-  skeleton (:func:`soft_skeleton`, iterated soft erosion and dilation by min / max pooling,
-  differentiable), and takes the harmonic mean of the topology precision (predicted skeleton
+  skeleton (:func:`soft_skeleton`, iterated soft erosion and dilation: minima / maxima over
+  3-windows, differentiable), and takes the harmonic mean of the topology precision (predicted skeleton
   inside the target) and the topology sensitivity (target skeleton covered by the prediction).
 * ``skeleton_recall`` (Kirchhoff et al. 2024) only needs the skeleton of the *target*: a hard,
   topology-preserving skeleton (:mod:`seglosses.skeleton`, scikit-image), dilated into a tube.
@@ -47,10 +47,10 @@ def _axis_max(x: Tensor, axis: int) -> Tensor:
     """Max over a window of 3 along one spatial ``axis`` (0-based) of ``(B, C, *spatial)``;
     outside the image does not count (as max pooling with -inf padding).
 
-    With autograd: :class:`_AxisMax3` (shifted maxima forward, the winning offset kept as int8 for
-    the backward). Without (the target's skeleton, ``uint8``): two elementwise maxima of shifted
-    views -- several times faster than PyTorch's CPU pooling kernels (~20 ns per element for a
-    3-window), for any dtype.
+    With autograd: :class:`_AxisMax3` (shifted maxima forward, two boolean "who won" masks kept
+    for the backward). Without (the target's skeleton, ``uint8``): two in-place elementwise maxima
+    of shifted views. Both several times faster than PyTorch's CPU max pooling (~20 ns per element
+    for a 3-window), and for any dtype.
     """
     dim = axis + 2
     if x.shape[dim] == 1:
