@@ -244,3 +244,20 @@ def test_order_dependent_metrics_document_keyword_only_arrays():
         assert all(params[k].kind is inspect.Parameter.KEYWORD_ONLY for k in ("pred", "gt"))
     for fn in (dice_score, iou_score):
         assert list(inspect.signature(fn).parameters)[:2] == ["pred", "gt"]
+
+
+def test_topology_metrics_take_pred_first():
+    from seglosses.metrics import betti_error, cldice_score, evaluate_topology
+
+    gt = np.zeros((5, 9), int)
+    gt[2, 1:8] = 1
+    pred = gt.copy()
+    pred[2, 4] = 0  # the vessel is cut in two
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # symmetric: either positional order, no warning
+        assert cldice_score(pred, gt) == cldice_score(gt, pred) == cldice_score(pred=pred, gt=gt) < 1.0
+        assert betti_error(pred, gt) == betti_error(gt, pred) == betti_error(pred=pred, gt=gt) == 1.0
+        new = evaluate_topology(pred=pred, gt=gt, labels=[1])
+        assert new == evaluate_topology(pred, gt, [1])
+    with pytest.warns(DeprecationWarning, match=r"evaluate_topology: deprecated keyword\(s\) pred_labels=, gt_labels="):
+        assert evaluate_topology(pred_labels=pred, gt_labels=gt, labels=[1]) == new

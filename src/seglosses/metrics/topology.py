@@ -1,9 +1,10 @@
 r"""Topology metrics of binary masks: clDice of hard masks and Betti-number errors.
 
 Overlap and surface metrics barely move when a thin vessel is cut in two or a spurious loop
-closes; these metrics do. Both take the ground truth first, ``(gt, pred)``, as numpy arrays or
-torch tensors of the same shape (2-D or 3-D) holding 0/1 or bool values, and return a Python
-``float``.
+closes; these metrics do. Like every metric they take the prediction first, ``(pred, gt)``
+(keywords ``pred=``, ``gt=``; both are symmetric, so an old ``(gt, pred)`` call gives the same
+value), as numpy arrays or torch tensors of the same shape (2-D or 3-D) holding 0/1 or bool
+values, and return a Python ``float``.
 
 * :func:`cldice_score` -- the centerline Dice of Shit et al. (2021): the harmonic mean of the
   topology precision :math:`|S(P) \cap G| / |S(P)|` and sensitivity
@@ -36,7 +37,7 @@ from typing import Any, Optional
 import numpy as np
 from scipy import ndimage
 
-from .._checks import as_binary_mask, check_same_shape
+from .._checks import as_binary_mask, as_label_map, check_same_shape, pred_gt
 
 __all__ = ["TOPOLOGY_KEYS", "cldice_score", "betti_numbers", "betti_error", "evaluate_topology"]
 
@@ -60,8 +61,9 @@ def _ratio(num: int, den: int, other_empty: bool) -> float:
     return num / den
 
 
-def cldice_score(gt: Any, pred: Any) -> float:
-    """clDice of two binary masks (1 is perfect).
+@pred_gt(symmetric=True)
+def cldice_score(pred: Any, gt: Any) -> float:
+    """clDice of two binary masks (1 is perfect); the same value in either argument order.
 
     Examples
     --------
@@ -69,7 +71,7 @@ def cldice_score(gt: Any, pred: Any) -> float:
     >>> from seglosses.metrics.topology import cldice_score
     >>> gt = np.zeros((7, 9), bool); gt[3, 1:8] = True           # a line of 7 pixels
     >>> pred = gt.copy(); pred[3, 4] = False                      # cut in two: 6 pixels kept
-    >>> round(cldice_score(gt, pred), 4)                          # Tprec 1, Tsens 6/7
+    >>> round(cldice_score(pred, gt), 4)                          # Tprec 1, Tsens 6/7
     0.9231
     """
     from ..skeleton import skeletonize
@@ -129,7 +131,8 @@ def betti_numbers(mask: Any) -> tuple:
     return b0, int(b0 + b2 - chi), b2
 
 
-def betti_error(gt: Any, pred: Any, dim: Optional[int] = None) -> float:
+@pred_gt(symmetric=True)
+def betti_error(pred: Any, gt: Any, dim: Optional[int] = None) -> float:
     """Betti-number error ``sum_k |b_k(gt) - b_k(pred)|`` (``dim=k``: that dimension only).
 
     Examples
@@ -138,7 +141,7 @@ def betti_error(gt: Any, pred: Any, dim: Optional[int] = None) -> float:
     >>> from seglosses.metrics.topology import betti_error
     >>> gt = np.zeros((5, 9), bool); gt[2, 1:8] = True
     >>> pred = gt.copy(); pred[2, 4] = False                  # one vessel cut in two
-    >>> betti_error(gt, pred), betti_error(gt, pred, dim=1)
+    >>> betti_error(pred, gt), betti_error(pred, gt, dim=1)
     (1.0, 0.0)
     """
     g, p = _masks(gt, pred)
@@ -150,7 +153,8 @@ def betti_error(gt: Any, pred: Any, dim: Optional[int] = None) -> float:
     return float(sum(abs(a - b) for a, b in zip(bg, bp)))
 
 
-def evaluate_topology(pred_labels: Any, gt_labels: Any, labels) -> dict:
+@pred_gt(symmetric=False, was_gt_first=False, old_keywords={"pred_labels": "pred", "gt_labels": "gt"})
+def evaluate_topology(pred: Any, gt: Any, labels) -> dict:
     """Topology metrics of every label of two label maps (2-D or 3-D), argument order as
     :func:`seglosses.metrics.evaluate_case`: ``{label: {key: value}}`` for the
     :data:`TOPOLOGY_KEYS` (clDice of the label's masks, Betti-number errors).
@@ -165,17 +169,15 @@ def evaluate_topology(pred_labels: Any, gt_labels: Any, labels) -> dict:
     >>> r["betti_error"], r["betti0_error"], r["betti1_error"]
     (1.0, 1.0, 0.0)
     """
-    from .._checks import as_label_map
-
-    p = as_label_map(pred_labels, "pred_labels")
-    g = as_label_map(gt_labels, "gt_labels")
-    check_same_shape(g, p, "gt_labels", "pred_labels")
+    p = as_label_map(pred, "pred")
+    g = as_label_map(gt, "gt")
+    check_same_shape(g, p)
     out = {}
     for lab in labels:
         gm, pm = g == lab, p == lab
         bg, bp = betti_numbers(gm), betti_numbers(pm)
         out[int(lab)] = {
-            "cldice": cldice_score(gm, pm),
+            "cldice": cldice_score(pred=pm, gt=gm),
             "betti_error": float(sum(abs(a - b) for a, b in zip(bg, bp))),
             "betti0_error": float(abs(bg[0] - bp[0])),
             "betti1_error": float(abs(bg[1] - bp[1])),
