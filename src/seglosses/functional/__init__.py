@@ -1,20 +1,21 @@
 """Functional forms of every loss, one file per category. Importing this package registers them.
 
 * :mod:`~seglosses.functional.distribution`: cross entropy and its variants (``ce``, ``wce``,
-  ``balanced_ce``, ``weighted_bce``, ``topk``, ``topk_threshold``, ``focal``, ``sigmoid_focal``,
-  ``dpce``, ``cmss``);
-* :mod:`~seglosses.functional.region`: overlap losses (``dice``, ``iou``, ``tversky``, ...);
+  ``focal``, ``topk``, ..., the distance-map penalized ``dpce`` and ``cmss``);
+* :mod:`~seglosses.functional.region`: overlap losses (``dice``, ``iou``, ``tversky``, ``gdice``,
+  ``mcc``, ...); :mod:`~seglosses.functional.lovasz`: the Lovász losses (region losses with
+  their own sorting machinery);
 * :mod:`~seglosses.functional.boundary`: distance-map losses (``boundary``, ``hausdorff``,
-  ``log_hausdorff``, ``shape_aware``);
-* :mod:`~seglosses.functional.lovasz`: the Lovász hinge / softmax loss (a region loss with its
-  own sorting machinery);
-* :mod:`~seglosses.functional.compound`: every compound formula (``combo``, ``ell`` and the
-  named weighted sums ``dice_ce``, ``dice_focal``, ``dice_topk``, ``dice_bd``, ``dice_hd``).
+  ``log_hausdorff``, ``shape_aware``, ``boundary_dou``);
+* :mod:`~seglosses.functional.topology`: skeleton-based losses (``cldice``, ``skeleton_recall``);
+* :mod:`~seglosses.functional.compound`: every compound formula (``combo``, ``ell``,
+  ``unified_focal`` and the named weighted sums ``dice_ce``, ``dice_focal``, ``dice_topk``,
+  ``dice_bd``, ``dice_hd``, ...).
 
-Private helpers: :mod:`~seglosses.functional._maps` (distance-map inputs),
-:mod:`~seglosses.functional.structural` (the window machinery of ``cmss``).
+``seglosses losses --category <name>`` lists the losses of a category. Private helpers:
+:mod:`~seglosses.functional._maps` (distance-map inputs), :mod:`~seglosses.functional.structural`
+(the window machinery of ``cmss``).
 """
-
 from . import distribution, region  # noqa: F401  (registration side effects)
 from .distribution import *  # noqa: F401,F403
 from .region import *  # noqa: F401,F403
