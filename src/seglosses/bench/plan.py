@@ -356,8 +356,13 @@ def iterations_for_budget(
     if rate <= 0:
         return 0
     it = int(max(0.0, (per_run - fixed - val_once - val_per_epoch) / rate))
-    while it > 0 and run_seconds(step, predict, metrics, it, epoch_length, n_val, n_test, validate_every_epoch) > per_run:
+    def cost(i: int) -> float:
+        return run_seconds(step, predict, metrics, i, epoch_length, n_val, n_test, validate_every_epoch)
+
+    while it > 0 and cost(it) > per_run:
         it -= 1
+    while cost(it + 1) <= per_run:  # the bound above is loose by at most one epoch's validation
+        it += 1
     if it >= epoch_length:
         it -= it % epoch_length
     return it
