@@ -46,8 +46,8 @@ gives up, one step at a time and re-fitting the iterations after each:
 1. **iterations**, down to the floor: beyond a few hundred iterations of these small networks
    the ranking changes little, below the floor it reflects how fast a loss starts, not the loss;
 2. **3-D training of 3-D data**, replaced by 2-D training on slices (evaluation stays per 3-D
-   case): a 2-D network is one to two orders of magnitude cheaper per case on a CPU, and Ma et
-   al.'s loss ranking was similar in 2-D and 3-D; it loses through-plane context;
+   case): a 2-D network is one to two orders of magnitude cheaper per case on a CPU, and every
+   loss is still compared under the same network and data; it loses through-plane context;
 3. **patch size**, the largest axis first, down to :data:`PATCH_FLOOR` voxels: less context per
    sample, still whole-image inference;
 4. **batch size**, halved down to 2: noisier gradients, nnU-Net's own minimum;
