@@ -91,6 +91,8 @@ __all__ = [
     "make_plan",
     "memory_limit",
     "needs_confirmation",
+    "bench_plans",
+    "confirmation_message",
     "parse_budget",
     "probe",
     "run_seconds",
@@ -578,7 +580,7 @@ class PlanSettings:
     folds: Optional[int] = None  # None: 1 without a budget, DEFAULT_FOLDS with one
     run_folds: Optional[Tuple[int, ...]] = None  # --fold F: only these folds
     train_dims: Optional[int] = None  # None: the data's dims
-    patch_size: Optional[int] = None  # None: whole (median) image, memory-capped
+    patch_size: object = None  # int side, a tuple (a stored plan), or None: the median image, memory-capped
     batch_size: int = 8
     iterations: int = 300
     epoch_length: int = 25
@@ -734,9 +736,17 @@ def make_plan(dataset, settings: PlanSettings, *, probe_fn: Callable = probe, li
 
     def default_patch(d: int) -> Tuple[Tuple[int, ...], str]:
         shapes = _train_shapes(dataset, d)
+        if isinstance(s.patch_size, (tuple, list)) and len(s.patch_size) == d:
+            why = "given (--patch-size)" if "patch_size" in ex else "the stored plan's"
+            return tuple(int(p) for p in s.patch_size), why
+        if s.patch_size and isinstance(s.patch_size, (tuple, list)):
+            return tuple(_round_up(max(s.patch_size), div) for _ in range(d)), "the stored plan's (largest side)"
         if s.patch_size:
             why = "given (--patch-size)" if "patch_size" in ex else "the preset's"
             return tuple(_round_up(s.patch_size, div) for _ in range(d)), why
+        if "patch_size" in ex:  # --patch-size 0: whole images (the largest)
+            big = np.max(np.array(shapes), axis=0)
+            return tuple(_round_up(int(m), div) for m in big), "whole images (--patch-size 0)"
         med = np.median(np.array(shapes), axis=0)
         return tuple(_round_up(int(round(m)), div) for m in med), "the median image shape (nnU-Net: the largest patch)"
 
@@ -1003,3 +1013,79 @@ def _as_2d(dataset):
 def needs_confirmation(eta_seconds: float, device: str, threshold: float = 3600.0) -> bool:
     """A grid estimated at more than an hour on a CPU asks before it starts (``--yes`` skips)."""
     return not str(device).startswith("cuda") and eta_seconds > threshold
+
+
+def bench_plans(cfg, datasets: Sequence, *, stored: Optional[Dict[str, dict]] = None, probe_fn: Callable = probe) -> Dict[str, Plan]:
+    """The plan of every task of a bench configuration (:class:`seglosses.bench.runner.BenchConfig`).
+
+    ``datasets``: ``[(loader spec, Dataset)]``. The budget is shared equally by the tasks.
+    ``stored``: ``{task: Plan.to_dict()}`` of a resumed OUT folder; a stored plan's training
+    settings are kept (the resumed runs train like the first ones), only the ETA is measured again.
+    A dataset on disk without ``--patch-size`` starts from its median image shape (nnU-Net);
+    a built-in task from the preset's patch.
+    """
+    explicit = frozenset(getattr(cfg, "explicit", ()) or ())
+    seeds = tuple(getattr(cfg, "seeds", None) or (cfg.seed,))
+    budget = getattr(cfg, "budget", None)
+    n_tasks = max(1, len(datasets))
+    plans: Dict[str, Plan] = {}
+    loss_spec = cfg.losses[0].spec if cfg.losses else "ce"
+    for spec, ds in datasets:
+        patch = cfg.patch_size
+        if spec.get("kind") == "path" and "patch_size" not in explicit:
+            patch = None
+        settings = PlanSettings(
+            n_losses=len(cfg.losses),
+            n_lrs=len(cfg.lrs),
+            seeds=seeds,
+            folds=getattr(cfg, "folds", None),
+            run_folds=tuple(getattr(cfg, "run_folds", None) or ()) or None,
+            train_dims=ds.train_dims if ds.train_dims != ds.spatial_dims else None,
+            patch_size=patch,
+            batch_size=cfg.batch_size,
+            iterations=cfg.iterations,
+            epoch_length=cfg.epoch_length,
+            model_size=cfg.model_size,
+            arch=cfg.arch,
+            device=cfg.device,
+            workers=max(1, int(cfg.workers or 1)),
+            test_fraction=cfg.test_fraction,
+            val_fraction=cfg.val_fraction,
+            overlap=cfg.overlap,
+            tolerance=cfg.tolerance,
+            validate_every_epoch=getattr(cfg, "validate_every_epoch", True),
+            budget=None if budget is None else float(budget) / n_tasks,
+            explicit=explicit | ({"train_dims"} if ds.train_dims != ds.spatial_dims else frozenset()),
+            loss_spec=loss_spec,
+        )
+        old = (stored or {}).get(ds.name)
+        if old:
+            settings = replace(
+                settings,
+                train_dims=int(old["train_dims"]),
+                patch_size=tuple(old["patch"]),
+                batch_size=int(old["batch"]),
+                iterations=int(old["iterations"]),
+                folds=int(old["folds"]),
+                budget=None,
+                explicit=settings.explicit | {"train_dims", "patch_size", "batch_size", "iterations"},
+            )
+        plan = make_plan(ds, settings, probe_fn=probe_fn)
+        if old:
+            for c in plan.choices:
+                if c.setting in ("network", "patch", "batch", "iterations", "folds"):
+                    c.reason = "the stored plan of this OUT folder (--resume)"
+        plans[ds.name] = plan
+    return plans
+
+
+def confirmation_message(plans: Dict[str, Plan], device: str) -> Optional[str]:
+    """The question asked before a CPU grid estimated at more than an hour (``None``: no question)."""
+    total = sum(p.eta_seconds for p in plans.values())
+    if not needs_confirmation(total, device):
+        return None
+    return (
+        f"the grid is estimated at {format_duration(total)} on {device}. Give a time budget (e.g. --budget 1h or "
+        "--budget 30m: the planner then fits iterations, dimensionality, patch, batch and folds into it), "
+        "or pass --yes to run it as planned. Continue? [y/N] "
+    )
