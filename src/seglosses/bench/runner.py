@@ -561,7 +561,7 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
             patch = _patch_size(ds, cfg)
             for loss in cfg.losses:
                 for lr in cfg.lrs:
-                    key = (ds.name, loss.name, float(lr), int(cfg.seed))
+                    key = (ds.name, loss.name, float(lr), 0, int(cfg.seed))
                     previous = done.get(key)
                     if previous is not None:
                         if previous["spec"] != loss.spec or previous["options"] != json.loads(
