@@ -260,7 +260,7 @@ def export_csv(out, to: Optional[str] = None) -> Dict[str, Path]:
     tidy.to_csv(paths["tidy"], index=False)
     paths["rank"] = dest / "results.csv"
     if cases is not None:
-        cases.drop(columns=["run_id"]).to_csv(paths["rank"], index=False)
+        cases.drop(columns=["run_id", "fold"]).to_csv(paths["rank"], index=False)
     else:
         paths["rank"].write_text("method,task,case,dsc,nsd,hd95\n")
     paths["runs"] = dest / "runs.csv"
