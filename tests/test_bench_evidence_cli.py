@@ -120,3 +120,24 @@ def test_3d_data_on_cpu_with_a_short_budget_is_planned_small(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "3-D" in text  # the fingerprint
     assert "2-D training on slices" in text or "smaller patch" in text
+
+
+def test_builtin_3d_task_with_a_short_budget_says_2d(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(["bench", "--tasks", "liver", "--spatial-dims", "3", "--cases", "6", "--image-size", "32",
+                 "--losses", "ce,dice", "--budget", "20s", "--plan", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "2-D training on slices" in text or "smaller patch" in text
+    assert not out.exists()
+
+
+def test_a_declined_confirmation_trains_nothing(tmp_path):
+    from seglosses.bench.presets import parse_losses
+    from seglosses.bench.runner import BenchConfig, run_bench
+
+    asked = []
+    cfg = BenchConfig(out=str(tmp_path / "o"), tasks=["liver"], losses=parse_losses("ce"), iterations=10**7,
+                      n_cases=6, image_size=32, patch_size=32, batch_size=2, progress=False, report=False)
+    summary = run_bench(cfg, log=lambda *_: None, confirm=lambda q: asked.append(q) or False)
+    assert summary.get("aborted") and asked and "--budget" in asked[0]
+    assert not (tmp_path / "o" / "results.sqlite").exists()

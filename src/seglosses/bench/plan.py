@@ -1034,6 +1034,11 @@ def bench_plans(cfg, datasets: Sequence, *, stored: Optional[Dict[str, dict]] = 
         patch = cfg.patch_size
         if spec.get("kind") == "path" and "patch_size" not in explicit:
             patch = None
+        # --spatial-dims of a built-in task chooses the generated data's dims (the planner may still
+        # train them on 2-D slices); of a dataset on disk, the training dims (never changed)
+        task_explicit = explicit - {"train_dims"}
+        if ds.train_dims != ds.spatial_dims or (spec.get("kind") == "path" and "train_dims" in explicit):
+            task_explicit = task_explicit | {"train_dims"}
         settings = PlanSettings(
             n_losses=len(cfg.losses),
             n_lrs=len(cfg.lrs),
@@ -1055,7 +1060,7 @@ def bench_plans(cfg, datasets: Sequence, *, stored: Optional[Dict[str, dict]] = 
             tolerance=cfg.tolerance,
             validate_every_epoch=getattr(cfg, "validate_every_epoch", True),
             budget=None if budget is None else float(budget) / n_tasks,
-            explicit=explicit | ({"train_dims"} if ds.train_dims != ds.spatial_dims else frozenset()),
+            explicit=task_explicit,
             loss_spec=loss_spec,
         )
         old = (stored or {}).get(ds.name)
