@@ -874,6 +874,15 @@ def make_plan(dataset, settings: PlanSettings, *, probe_fn: Callable = probe, li
     sacrificed: List[str] = []
     cap = ITERATION_CAP_FACTOR * int(s.iterations)
     floor = min(ITERATION_FLOOR, int(s.iterations))
+    def grid_cost(c: _Candidate) -> float:
+        """Seconds of the grid at the iteration floor (what a sacrifice must reduce)."""
+        pr = base_probe(c.train_dims, c.patch, c.batch)
+        predict, metric = costs(c, pr)
+        n_val, n_test = _fold_sizes(n, c.folds, s.test_fraction, s.val_fraction)
+        it = iterations if "iterations" in ex else floor
+        per_run = run_seconds(pr.step, predict, metric, it, s.epoch_length, n_val, n_test, s.validate_every_epoch)
+        return grid_seconds(per_run, n_runs(c), s.workers)
+
     def fits_budget(c: _Candidate) -> bool:
         pr = base_probe(c.train_dims, c.patch, c.batch)
         if "iterations" not in ex:
@@ -883,54 +892,59 @@ def make_plan(dataset, settings: PlanSettings, *, probe_fn: Callable = probe, li
         per_run = run_seconds(pr.step, predict, metric, iterations, s.epoch_length, n_val, n_test, s.validate_every_epoch)
         return grid_seconds(per_run, n_runs(c), s.workers) <= budget - max(15.0, BUDGET_RESERVE * budget)
 
-    if budget is not None:
-        steps_left = [k for k in SACRIFICE_ORDER[1:] if not (k in ex or (k == "folds" and s.folds is not None))]
-        while True:
-            if fits_budget(cand) or not steps_left:
-                break
-            key = steps_left[0]
-            if key == "train_dims":
-                steps_left.pop(0)
-                if cand.train_dims == 3:
-                    p2, _ = default_patch(2)
-                    cand = fit_memory(replace(cand, train_dims=2, patch=p2, batch=int(s.batch_size)))
-                    dims_reason = "2-D training on slices of the 3-D data: 3-D training does not fit the budget (evaluation stays 3-D)"
-                    patch_reason = "the median slice shape"
-                    sacrificed.append("3-D training")
-            elif key == "patch_size":
-                nxt = shrink_patch(cand, PATCH_FLOOR)
-                if nxt is None:
+    steps_left = [k for k in SACRIFICE_ORDER[1:] if not (k in ex or (k == "folds" and s.folds is not None))]
+    for _attempt in range(3):  # the chosen candidate is measured; if it is slower than extrapolated, go on
+        if budget is not None:
+            while True:
+                if fits_budget(cand) or not steps_left:
+                    break
+                key = steps_left[0]
+                if key == "train_dims":
                     steps_left.pop(0)
-                    continue
-                cand = nxt
-                patch_reason = f"smaller patch to fit the budget (floor {PATCH_FLOOR})"
-                if "patch" not in sacrificed:
-                    sacrificed.append("patch")
-            elif key == "batch_size":
-                if cand.batch <= BATCH_FLOOR:
-                    steps_left.pop(0)
-                    continue
-                cand = replace(cand, batch=max(BATCH_FLOOR, cand.batch // 2))
-                batch_reason = f"smaller batch to fit the budget (floor {BATCH_FLOOR})"
-                if "batch" not in sacrificed:
-                    sacrificed.append("batch")
-            elif key == "folds":
-                if cand.folds <= 1:
-                    steps_left.pop(0)
-                    continue
-                cand = replace(cand, folds=cand.folds - 1 if cand.folds > 2 else 1)
-                folds_reason = (
-                    f"{cand.folds}-fold cross-validation: more folds do not fit the budget"
-                    if cand.folds > 1
-                    else "single split: not even 2 folds fit the budget"
-                )
-                if "folds" not in sacrificed:
-                    sacrificed.append("folds")
-    # ---- the chosen candidate, measured (not extrapolated) when small enough to probe ----------
-    if cand.batch * np.prod(cand.patch) <= 2 * PROBE_MAX_VOXELS:
-        final = measure(cand.train_dims, cand.patch, cand.batch)
-    else:
-        final = base_probe(cand.train_dims, cand.patch, cand.batch)
+                    if cand.train_dims == 3:
+                        p2, _ = default_patch(2)
+                        cand = fit_memory(replace(cand, train_dims=2, patch=p2, batch=int(s.batch_size)))
+                        dims_reason = "2-D training on slices of the 3-D data: 3-D training does not fit the budget (evaluation stays 3-D)"
+                        patch_reason = "the median slice shape"
+                        sacrificed.append("3-D training")
+                elif key == "patch_size":
+                    nxt = shrink_patch(cand, PATCH_FLOOR)
+                    if nxt is None or grid_cost(nxt) >= grid_cost(cand):
+                        # a smaller patch that costs more (more inference windows) is no sacrifice worth making
+                        steps_left.pop(0)
+                        continue
+                    cand = nxt
+                    patch_reason = f"smaller patch to fit the budget (floor {PATCH_FLOOR})"
+                    if "patch" not in sacrificed:
+                        sacrificed.append("patch")
+                elif key == "batch_size":
+                    if cand.batch <= BATCH_FLOOR:
+                        steps_left.pop(0)
+                        continue
+                    cand = replace(cand, batch=max(BATCH_FLOOR, cand.batch // 2))
+                    batch_reason = f"smaller batch to fit the budget (floor {BATCH_FLOOR})"
+                    if "batch" not in sacrificed:
+                        sacrificed.append("batch")
+                elif key == "folds":
+                    if cand.folds <= 1:
+                        steps_left.pop(0)
+                        continue
+                    cand = replace(cand, folds=cand.folds - 1 if cand.folds > 2 else 1)
+                    folds_reason = (
+                        f"{cand.folds}-fold cross-validation: more folds do not fit the budget"
+                        if cand.folds > 1
+                        else "single split: not even 2 folds fit the budget"
+                    )
+                    if "folds" not in sacrificed:
+                        sacrificed.append("folds")
+        # ---- the chosen candidate, measured (not extrapolated) when small enough to probe ----------
+        if cand.batch * np.prod(cand.patch) <= 2 * PROBE_MAX_VOXELS:
+            final = measure(cand.train_dims, cand.patch, cand.batch)
+        else:
+            final = base_probe(cand.train_dims, cand.patch, cand.batch)
+        if budget is None or "iterations" in ex or fit(cand, final) >= floor or not steps_left:
+            break
+        probes[cand.train_dims] = final  # extrapolate from the measured candidate from now on
     if budget is not None and "iterations" not in ex:
         it = fit(cand, final)
         iterations = max(1, min(it, cap))
