@@ -447,10 +447,13 @@ def probe(
     tolerance: float = 1.0,
     seed: int = 0,
     max_seconds: float = 5.0,
+    concurrent: int = 1,
 ) -> Probe:
     """Time ``steps`` training steps (after one warm-up step) of the planned network.
 
     Timing stops early, after at least one step, once the timed steps took ``max_seconds``.
+    ``concurrent`` copies of the model train at once in threads, as ``--workers`` runs do, so the
+    step time includes their competition for the cores and the interpreter lock.
 
     ``cases`` are training cases at ``train_dims`` (2-D slices for 2-D training of 3-D data).
     The model, optimizer and sampler are built here from ``seed`` and thrown away; a bench run
@@ -497,14 +500,31 @@ def probe(
         peak = _cpu_memory_estimate(model, images, step)
         fixed = float(4 * params)
         source = "estimated (activations + parameters)"
-    times: List[float] = []
-    while len(times) < max(1, steps) and (not times or sum(times) < max_seconds):
-        t0 = time.perf_counter()
-        images, labels = sample_batch(cases, batch, patch, rng, as_torch=True)
-        images, labels = images.to(device), labels.to(device)
-        step()
-        sync()
-        times.append(time.perf_counter() - t0)
+    def timed(net, opt, gen) -> List[float]:
+        out: List[float] = []
+        while len(out) < max(1, steps) and (not out or sum(out) < max_seconds):
+            t0 = time.perf_counter()
+            x, y = sample_batch(cases, batch, patch, gen, as_torch=True)
+            loss = loss_fn(net(x.to(device)), y.to(device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sync()
+            out.append(time.perf_counter() - t0)
+        return out
+
+    if concurrent > 1:  # as many runs at once as the grid runs (threads share the GIL and the cores)
+        import copy
+        from concurrent.futures import ThreadPoolExecutor
+
+        nets = [model] + [copy.deepcopy(model) for _ in range(concurrent - 1)]
+        opts = [optimizer] + [torch.optim.Adam(n.parameters(), lr=1e-4) for n in nets[1:]]
+        gens = [rng] + [np.random.default_rng([seed, 99, i]) for i in range(1, concurrent)]
+        with ThreadPoolExecutor(max_workers=concurrent) as pool:
+            results = list(pool.map(timed, nets, opts, gens))
+        times = [t for r in results for t in r]
+    else:
+        times = timed(model, optimizer, rng)
     model.eval()
     with torch.no_grad():  # inference batches up to 8 windows (seglosses.bench.evaluate)
         x = images[: min(8, images.shape[0])]
@@ -787,6 +807,7 @@ def make_plan(dataset, settings: PlanSettings, *, probe_fn: Callable = probe, li
             loss_spec=s.loss_spec,
             metric_case=median_case,
             tolerance=s.tolerance,
+            concurrent=max(1, min(int(s.workers), n_runs(cand))),
         )
 
     def base_probe(d: int, patch_: Tuple[int, ...], batch_: int) -> Probe:
