@@ -470,10 +470,15 @@ def probe(
     patch = tuple(int(p) for p in patch)
     model = build_model(in_channels, num_classes, train_dims, model_size, arch).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    loss_fn = build_loss(loss_spec).to(device)
     rng = np.random.default_rng([seed, 99])
     images, labels = sample_batch(cases, batch, patch, rng, as_torch=True)
     images, labels = images.to(device), labels.to(device)
+    try:  # the grid's first loss; one that cannot take this network's output (binary-only) -> CE
+        loss_fn = build_loss(loss_spec).to(device)
+        with torch.no_grad():
+            loss_fn(model(images), labels)
+    except (ValueError, TypeError, RuntimeError):
+        loss_fn = build_loss("ce").to(device)
 
     def step():
         loss = loss_fn(model(images), labels)
