@@ -10,7 +10,7 @@ Cost model (:func:`run_seconds`, :func:`grid_seconds`, :func:`iterations_for_bud
 ---------------------------------------------------------------------------------------
 One run costs ``iterations * step + epochs * n_val * predict + n_test * (predict + metrics)``:
 the training steps, the validation Dice after every epoch (``validate_every_epoch``) and the test
-evaluation. ``step`` is measured by the probe (median of a few steps after one warm-up step, the
+evaluation. ``step`` is measured by the probe (the mean of at least 2 s of steps after one warm-up step, the
 same sampling, forward, loss, backward and Adam step as :func:`seglosses.bench.train.train_run`);
 ``predict`` is the number of sliding windows a case needs times the measured time of one
 window's forward pass; ``metrics`` is the measured time of :func:`seglosses.metrics.evaluate_case`
@@ -64,7 +64,6 @@ from __future__ import annotations
 
 import math
 import re
-import statistics
 import time
 from dataclasses import dataclass, field, replace
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -447,11 +446,14 @@ def probe(
     tolerance: float = 1.0,
     seed: int = 0,
     max_seconds: float = 5.0,
+    min_seconds: float = 2.0,
     concurrent: int = 1,
 ) -> Probe:
     """Time ``steps`` training steps (after one warm-up step) of the planned network.
 
-    Timing stops early, after at least one step, once the timed steps took ``max_seconds``.
+    Timing goes on until the timed steps took ``min_seconds`` (a loaded machine is measured over
+    its scheduling, not in one burst) and stops early, after at least one step, once they took
+    ``max_seconds``; the step time is their mean.
     ``concurrent`` copies of the model train at once in threads, as ``--workers`` runs do, so the
     step time includes their competition for the cores and the interpreter lock.
 
@@ -507,7 +509,11 @@ def probe(
         source = "estimated (activations + parameters)"
     def timed(net, opt, gen) -> List[float]:
         out: List[float] = []
-        while len(out) < max(1, steps) and (not out or sum(out) < max_seconds):
+        # at least ``steps`` steps and ``min_seconds`` of them (short probes of tiny steps see the
+        # bursts a loaded machine grants, not its throughput), at most ``max_seconds`` or 200 steps
+        while (len(out) < max(1, steps) or sum(out) < min_seconds) and len(out) < 200 and (
+            not out or sum(out) < max_seconds
+        ):
             t0 = time.perf_counter()
             x, y = sample_batch(cases, batch, patch, gen, as_torch=True)
             loss = loss_fn(net(x.to(device)), y.to(device))
@@ -535,10 +541,12 @@ def probe(
         x = images[: min(8, images.shape[0])]
         model(x)
         sync()
-        t0 = time.perf_counter()
-        model(x)
-        sync()
-        window = (time.perf_counter() - t0) / x.shape[0]
+        t0, reps = time.perf_counter(), 0
+        while reps < 20 and (reps == 0 or time.perf_counter() - t0 < min_seconds / 4):
+            model(x)
+            sync()
+            reps += 1
+        window = (time.perf_counter() - t0) / (reps * x.shape[0])
     metric_seconds = 0.0
     if metric_case is not None:
         from seglosses.metrics import evaluate_case
@@ -556,7 +564,7 @@ def probe(
         train_dims=train_dims,
         patch=patch,
         batch=int(batch),
-        step=float(statistics.median(times)),
+        step=float(np.mean(times)),  # the mean: slow (pre-empted) steps are part of the throughput
         window=float(window) * 1.2,  # blending and stitching of the sliding window
         metrics=metric_seconds,
         peak_bytes=peak,
