@@ -157,6 +157,25 @@ def test_per_call_inputs_as_lists():
         ds(outputs, target, distance_map=dmaps[0])
 
 
+def test_float_label_map_is_downsampled_as_labels_not_averaged():
+    # MONAI's habit: a float (N, 1, *spatial) label map with C > 1 logits (the contract reads it as labels)
+    g = torch.Generator().manual_seed(3)
+    outs = [torch.randn((2, 3) + s, generator=g) for s in ((8, 8), (4, 4), (2, 2))]
+    y = 2 * torch.randint(0, 2, (2, 1, 8, 8), generator=g)  # labels {0, 2}: averaging gives 0.5, 1, 1.5
+    ds = DeepSupervision("dice+ce", weights="exp")
+    assert torch.equal(ds(outs, y.float()), ds(outs, y))
+    assert torch.equal(ds(outs, y[:, 0].float()), ds(outs, y[:, 0]))  # (N, *spatial) too
+    # a random float label map must not be turned into non-integral "labels"
+    yr = torch.randint(0, 3, (2, 8, 8), generator=g).float()
+    assert torch.equal(ds(outs, yr), ds(outs, yr.long()))
+    # a binary float mask (C == 1) is still averaged (soft targets at low resolution)
+    mask = (torch.rand(2, 1, 8, 8, generator=g) > 0.5).float()
+    bouts = [o[:, :1] for o in outs]
+    bce = seglosses.build_loss("ce")
+    expected = sum(w * bce(o, downsample_target(mask, o.shape[2:])) for w, o in zip([1, 0.5, 0.25], bouts))
+    assert torch.allclose(DeepSupervision("ce", weights="exp")(bouts, mask), expected)
+
+
 # ------------------------------------------------------------------ references
 @pytest.mark.parametrize("mode", ["exp", "same"])
 def test_matches_monai_deep_supervision_loss(mode):

@@ -9,9 +9,11 @@ seglosses loss (a module, or a spec such as ``"dice+ce"``) and computes
     L = \\sum_{l=0}^{L-1} w_l \\, \\mathcal{L}(\\text{outputs}_l, \\; \\text{down}_l(\\text{target}))
 
 where ``down_l`` resizes the target to the spatial size of output ``l``: nearest neighbour
-(``nearest-exact``, the rule nnU-Net v2 and MONAI use) for an integer label map, so label values
-and ``ignore_index`` voxels survive unchanged; adaptive average pooling for a float (one-hot,
-soft or binary) target, so a downsampled soft target stays a distribution. A list of targets (one
+(``nearest-exact``, the rule nnU-Net v2 and MONAI use) for a label map -- integer, or a float
+``(N, 1, *spatial)`` / ``(N, *spatial)`` one with C > 1 outputs (MONAI's float label maps, read as
+labels by the input contract) -- so label values and ``ignore_index`` voxels survive unchanged;
+adaptive average pooling for a float (one-hot, soft or C == 1 binary) target, so a downsampled
+soft target stays a distribution. A list of targets (one
 per output, as nnU-Net's data loader makes) is used as given.
 
 Weights (``weights=``)
@@ -97,10 +99,15 @@ def _nearest_exact(x: Tensor, size: Sequence[int]) -> Tensor:
     return x
 
 
-def downsample_target(target: Tensor, size: Sequence[int]) -> Tensor:
-    """Resize ``target`` to spatial ``size``: nearest (``nearest-exact``) for integer / bool label
-    maps ``(N, *spatial)`` or ``(N, 1, *spatial)``, adaptive average pooling for a float target
-    ``(N, C, *spatial)`` or ``(N, *spatial)``.
+def downsample_target(target: Tensor, size: Sequence[int], label_map: Optional[bool] = None) -> Tensor:
+    """Resize ``target`` to spatial ``size``: nearest (``nearest-exact``) for label maps
+    ``(N, *spatial)`` or ``(N, 1, *spatial)``, adaptive average pooling for a float target
+    ``(N, C, *spatial)`` or a binary float mask ``(N, *spatial)``.
+
+    ``label_map=None`` (default) reads integer / bool targets as label maps and float targets as
+    soft; :class:`DeepSupervision` passes ``label_map=True`` for a float ``(N, 1, *spatial)`` or
+    ``(N, *spatial)`` target of C > 1 logits, which the input contract reads as a label map
+    (MONAI's float label maps): averaging it would make non-integral "labels".
 
     Examples
     --------
@@ -113,7 +120,9 @@ def downsample_target(target: Tensor, size: Sequence[int]) -> Tensor:
     size = tuple(int(s) for s in size)
     if tuple(target.shape[-len(size):]) == size:
         return target
-    if not target.is_floating_point():
+    if label_map is None:
+        label_map = not target.is_floating_point()
+    if label_map:
         return _nearest_exact(target, size)
     pool = {1: F.adaptive_avg_pool1d, 2: F.adaptive_avg_pool2d, 3: F.adaptive_avg_pool3d}[len(size)]
     n_lead = target.ndim - len(size)
@@ -257,6 +266,12 @@ class DeepSupervision(nn.Module):
                 f"target: expected spatial shape {spatial} of outputs[0] (full resolution first), "
                 f"got target of shape {tuple(target.shape)}"
             )
+        # a float (N, 1, *spatial) / (N, *spatial) target of C > 1 logits is a label map (the input
+        # contract's reading of MONAI's float label maps): nearest, never averaged
+        n, c = first.shape[:2]
+        label_map = not target.is_floating_point() or (
+            c > 1 and tuple(target.shape) in ((n,) + spatial, (n, 1) + spatial)
+        )
         out = []
         for l, o in enumerate(outputs):
             size = tuple(o.shape[2:])
@@ -265,7 +280,7 @@ class DeepSupervision(nn.Module):
                     f"outputs[{l}]: spatial shape {size} is larger than the target's {spatial}; "
                     f"outputs must be ordered full resolution first"
                 )
-            out.append(downsample_target(target, size))
+            out.append(downsample_target(target, size, label_map=label_map))
         return out
 
     def extra_repr(self) -> str:
