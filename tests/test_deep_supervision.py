@@ -91,13 +91,19 @@ def test_weighted_sum_by_hand_with_compound_spec():
     assert len(ds.last_levels) == 3
 
 
-def test_zero_weight_level_is_not_evaluated_and_gets_no_gradient():
+def test_zero_weight_level_is_not_evaluated_and_gets_zero_gradient():
     outputs, target = _outputs(grad=True), _labels()
     ds = DeepSupervision("dice", weights="nnunet")
-    ds(outputs, target).backward()
+    value = ds(outputs, target)
+    value.backward()
     assert outputs[0].grad is not None and outputs[1].grad is not None
-    assert outputs[2].grad is None
+    # kept in the graph (DDP needs every head used) through an exact zero
+    assert outputs[2].grad is not None and torch.equal(outputs[2].grad, torch.zeros_like(outputs[2]))
     assert ds.last_levels[2] is None
+    w = ds.weights_for(3)
+    dice = seglosses.build_loss("dice")
+    expected = w[0] * dice(outputs[0], target) + w[1] * dice(outputs[1], downsample_target(target, (8, 8)))
+    assert torch.equal(value, expected)  # the value is unchanged
 
 
 def test_ignore_index_survives_downsampling():

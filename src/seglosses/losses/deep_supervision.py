@@ -29,7 +29,15 @@ Weights (``weights=``)
 a sequence of numbers
     used as given; its length must equal the number of outputs.
 
-Outputs whose weight is 0 are not evaluated (as in nnU-Net), so they get no gradient.
+Outputs whose weight is 0 are not evaluated (as in nnU-Net): the loss is not computed on them.
+They stay in the autograd graph through an exact zero, ``0.0 * outputs[l].float().sum()``
+(when they require grad), so they get a zero gradient and the value is unchanged. Under
+``DistributedDataParallel`` every parameter must take part in the backward pass, and the head of
+the lowest level (weight 0 with the default ``"nnunet"`` weights) would otherwise raise "Expected
+to have finished reduction in the prior iteration" on the second iteration. nnU-Net v2 instead
+sets that weight to ``1e-6`` under DDP, which changes the value; the exact zero keeps the value
+bit-identical with and without DDP and needs no ``find_unused_parameters=True``. (A non-finite
+logit in a weight-0 output makes the loss NaN.)
 """
 
 from __future__ import annotations
@@ -240,13 +248,21 @@ class DeepSupervision(nn.Module):
             per_level_kwargs.append({k: v[l] for k, v in call_kwargs.items()})
         total: Optional[Tensor] = None
         self.last_levels = []
+        unused: Optional[Tensor] = None
         for l in range(levels):
             if weights[l] == 0:
                 self.last_levels.append(None)
+                if outputs[l].requires_grad and torch.is_grad_enabled():
+                    # keep the head in the autograd graph with an exact 0 (DDP needs every
+                    # parameter used; see "Outputs whose weight is 0" in the module docstring)
+                    zero = outputs[l].float().sum() * 0.0
+                    unused = zero if unused is None else unused + zero
                 continue
             value = self.loss(outputs[l], targets[l], **per_level_kwargs[l])
             self.last_levels.append(float(value.detach().float().mean()))
             total = weights[l] * value if total is None else total + weights[l] * value
+        if unused is not None:
+            total = total + unused.to(total.dtype)
         return total
 
     @staticmethod
