@@ -186,6 +186,21 @@ def test_ddp_must_be_a_bool():
         build_loss("dice", batch=True, ddp="yes")(logits, target)
 
 
+@pytest.mark.parametrize("spec,opts", [("dice+ce", {"batch": True, "ddp": True}),
+                                       ("dice+ce", {"dice": {"batch": True, "ddp": True}}),
+                                       ("dice_ce", {"batch": True, "ddp": True})])
+def test_compound_per_sample_with_ddp_batch_term_raises(spec, opts):
+    """A per-sample loss of a globally pooled batch statistic is not defined; it used to run one
+    all-reduce per local sample (mixing ranks, hanging on uneven shards). Checked when built."""
+    assert not dist.is_initialized()
+    with pytest.raises(ValueError, match=r"reduction: 'none'.*'dice'.*batch=True and ddp=True"):
+        build_loss(spec, reduction="none", **opts)
+    # the other combinations stay allowed
+    build_loss(spec, reduction="mean", **opts)
+    per_sample = build_loss("dice+ce", reduction="none", batch=True)
+    assert per_sample(torch.randn(2, 3, 4, 4), torch.randint(0, 3, (2, 4, 4))).shape == (2,)
+
+
 def test_deep_supervision_zero_weight_head_under_ddp(tmp_path):
     """Default weights="nnunet" give the lowest output weight 0; its head must stay in the graph or
     DDP fails on the second iteration ("Expected to have finished reduction ...")."""
