@@ -342,6 +342,41 @@ def test_ambiguous_targets_say_which_conversion_fixes_them():
         dice_loss(x, y.unsqueeze(1).float() + 4)
 
 
+def test_ignore_index_on_a_binary_float_mask_matches_smp_and_the_long_mask():
+    from _peers import smp_losses
+
+    S = smp_losses()
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 1, 8, 8, generator=g)
+    y = (torch.rand(2, 1, 8, 8, generator=g) > 0.5).float()
+    y[:, :, :2] = 255  # smp's float masks: 255 = ignore
+    torch.testing.assert_close(focal_loss(x, y, ignore_index=255), S.FocalLoss("binary", ignore_index=255)(x, y))
+    torch.testing.assert_close(
+        dice_loss(x, y, ignore_index=255, batch=True, smooth=0.0), S.DiceLoss("binary", ignore_index=255, smooth=0.0)(x, y)
+    )
+    for name in ("dice", "ce", "focal", "iou"):
+        loss = build_loss(name, ignore_index=255)
+        ref = loss(x, y.long())
+        torch.testing.assert_close(loss(x, y), ref)  # (N, 1, *spatial) float mask
+        torch.testing.assert_close(loss(x, y[:, 0]), ref)  # (N, *spatial) float mask
+    # without ignore_index the 255s are not a mask value: an error, not a silent BCE against 255
+    with pytest.raises(ValueError, match=r"target: expected a binary float mask with values in \[0, 1\], got value 255"):
+        ce_loss(x, y)
+    with pytest.raises(ValueError, match=r"other than ignore_index=255\), got value 2"):
+        ce_loss(x, torch.where(y == 1, 2.0, y), ignore_index=255)
+
+
+def test_ignore_index_with_a_dense_target_needs_a_label_map():
+    x, y = _mc()
+    onehot = F.one_hot(y, 4).movedim(-1, 1)
+    for t in (onehot.float(), onehot):  # float and integer one-hot
+        with pytest.raises(ValueError, match=r"ignore_index: needs a label-map target.*ignore_index=255"):
+            dice_loss(x, t, ignore_index=255)
+    xm, ym = _ml(soft=True)
+    with pytest.raises(ValueError, match=r"ignore_index: needs a label-map target"):
+        ce_loss(xm, ym, mode="multilabel", ignore_index=255)
+
+
 def test_seglosses_top_level_names_still_lazy():
     assert "build_loss" in dir(seglosses)
 
