@@ -195,8 +195,12 @@ def _is_default(value: Any, default: Any) -> bool:
 def _check_kwargs(info: LossInfo, kwargs: dict) -> None:
     unknown = sorted(set(kwargs) - set(info.options))
     if unknown:
+        import difflib
+
+        close = sorted({m for k in unknown if k not in FOREIGN_ARGS for m in difflib.get_close_matches(k, info.options, n=3)})
+        near = f"; did you mean {close}?" if close else ""
         raise ValueError(
-            f"{info.name}: unknown argument(s) {unknown}{foreign_hint(unknown)}; "
+            f"{info.name}: unknown argument(s) {unknown}{foreign_hint(unknown)}{near}; "
             f"valid arguments are {sorted(info.options)}"
         )
 

@@ -7,8 +7,9 @@ command; ``tests/test_registry.py`` fails while this file differs from what it w
 Each class stores its options and calls the loss's registered core function (the maths lives in
 the functional form, once): ``DiceLoss(batch=True)(logits, target)`` equals
 ``seglosses.functional.dice_loss(logits, target, batch=True)``. Every class takes the loss's
-options as keywords, plus the input contract's ``mode``, ``from_logits`` and ``ignore_index``;
-the docstring is the functional form's. Older names (``CeLoss``, ``GdiceLoss``, ...) are aliases
+options as keywords, plus the input contract's ``mode``, ``from_logits`` and ``ignore_index``
+(any other name raises the registry's ``ValueError``, which names the seglosses equivalent of a
+MONAI / smp argument such as ``softmax=True``); the docstring is the functional form's. Older names (``CeLoss``, ``GdiceLoss``, ...) are aliases
 at the end of the file.
 """
 
@@ -57,6 +58,7 @@ class AsymmetricSimilarityLoss(SegLoss, registered_as='asym'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             beta=beta,
@@ -71,6 +73,7 @@ class AsymmetricSimilarityLoss(SegLoss, registered_as='asym'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -109,12 +112,14 @@ class BalancedCELoss(SegLoss, registered_as='balanced_ce'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             reduction=reduction,
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -162,6 +167,7 @@ class BoundaryLoss(SegLoss, registered_as='boundary'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             include_background=include_background,
@@ -170,6 +176,7 @@ class BoundaryLoss(SegLoss, registered_as='boundary'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -214,6 +221,7 @@ class CELoss(SegLoss, registered_as='ce'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             class_weights=class_weights,
@@ -222,6 +230,7 @@ class CELoss(SegLoss, registered_as='ce'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -291,6 +300,7 @@ class CMSSLoss(SegLoss, registered_as='cmss'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             window_size=window_size,
@@ -300,6 +310,7 @@ class CMSSLoss(SegLoss, registered_as='cmss'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -350,6 +361,7 @@ class ComboLoss(SegLoss, registered_as='combo'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             alpha=alpha,
@@ -362,6 +374,7 @@ class ComboLoss(SegLoss, registered_as='combo'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -424,6 +437,7 @@ class DiceLoss(SegLoss, registered_as='dice'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             smooth=smooth,
@@ -440,6 +454,7 @@ class DiceLoss(SegLoss, registered_as='dice'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -482,6 +497,7 @@ class DistancePenalizedCELoss(SegLoss, registered_as='dpce'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             spacing=spacing,
@@ -489,6 +505,7 @@ class DistancePenalizedCELoss(SegLoss, registered_as='dpce'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -545,6 +562,7 @@ class ExpLogLoss(SegLoss, registered_as='ell'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             w_dice=w_dice,
@@ -560,6 +578,7 @@ class ExpLogLoss(SegLoss, registered_as='ell'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -616,6 +635,7 @@ class FocalLoss(SegLoss, registered_as='focal'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             gamma=gamma,
@@ -627,6 +647,7 @@ class FocalLoss(SegLoss, registered_as='focal'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -676,6 +697,7 @@ class FocalTverskyLoss(SegLoss, registered_as='focal_tversky'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             alpha=alpha,
@@ -692,6 +714,7 @@ class FocalTverskyLoss(SegLoss, registered_as='focal_tversky'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -744,6 +767,7 @@ class GeneralizedDiceLoss(SegLoss, registered_as='gdice'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             smooth=smooth,
@@ -757,6 +781,7 @@ class GeneralizedDiceLoss(SegLoss, registered_as='gdice'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -818,6 +843,7 @@ class HausdorffLoss(SegLoss, registered_as='hausdorff'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             alpha=alpha,
@@ -828,6 +854,7 @@ class HausdorffLoss(SegLoss, registered_as='hausdorff'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -878,6 +905,7 @@ class IoULoss(SegLoss, registered_as='iou'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             smooth=smooth,
@@ -893,6 +921,7 @@ class IoULoss(SegLoss, registered_as='iou'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -939,6 +968,7 @@ class LogCoshDiceLoss(SegLoss, registered_as='log_cosh_dice'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             smooth=smooth,
@@ -953,6 +983,7 @@ class LogCoshDiceLoss(SegLoss, registered_as='log_cosh_dice'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -988,6 +1019,7 @@ class LogHausdorffLoss(SegLoss, registered_as='log_hausdorff'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             alpha=alpha,
@@ -998,6 +1030,7 @@ class LogHausdorffLoss(SegLoss, registered_as='log_hausdorff'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -1054,6 +1087,7 @@ class LovaszLoss(SegLoss, registered_as='lovasz'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             classes=classes,
@@ -1064,6 +1098,7 @@ class LovaszLoss(SegLoss, registered_as='lovasz'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -1110,6 +1145,7 @@ class PenaltyGeneralizedDiceLoss(SegLoss, registered_as='pgdice'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             k=k,
@@ -1123,6 +1159,7 @@ class PenaltyGeneralizedDiceLoss(SegLoss, registered_as='pgdice'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -1174,6 +1211,7 @@ class ShapeAwareLoss(SegLoss, registered_as='shape_aware'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             spacing=spacing,
@@ -1181,6 +1219,7 @@ class ShapeAwareLoss(SegLoss, registered_as='shape_aware'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -1222,6 +1261,7 @@ class SigmoidFocalLoss(SegLoss, registered_as='sigmoid_focal'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             gamma=gamma,
@@ -1232,6 +1272,7 @@ class SigmoidFocalLoss(SegLoss, registered_as='sigmoid_focal'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -1279,6 +1320,7 @@ class SensitivitySpecificityLoss(SegLoss, registered_as='ss'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             w=w,
@@ -1291,6 +1333,7 @@ class SensitivitySpecificityLoss(SegLoss, registered_as='ss'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -1328,6 +1371,7 @@ class TopKLoss(SegLoss, registered_as='topk'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             k=k,
@@ -1336,6 +1380,7 @@ class TopKLoss(SegLoss, registered_as='topk'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -1370,6 +1415,7 @@ class TopKThresholdLoss(SegLoss, registered_as='topk_threshold'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             threshold=threshold,
@@ -1377,6 +1423,7 @@ class TopKThresholdLoss(SegLoss, registered_as='topk_threshold'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -1434,6 +1481,7 @@ class TverskyLoss(SegLoss, registered_as='tversky'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             alpha=alpha,
@@ -1451,6 +1499,7 @@ class TverskyLoss(SegLoss, registered_as='tversky'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -1487,6 +1536,7 @@ class WeightedCELoss(SegLoss, registered_as='wce'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             class_weights=class_weights,
@@ -1494,6 +1544,7 @@ class WeightedCELoss(SegLoss, registered_as='wce'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -1528,6 +1579,7 @@ class WeightedBCELoss(SegLoss, registered_as='weighted_bce'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             beta=beta,
@@ -1535,6 +1587,7 @@ class WeightedBCELoss(SegLoss, registered_as='weighted_bce'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
