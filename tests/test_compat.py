@@ -245,6 +245,26 @@ def test_ce_label_smoothing_matches_pytorch(weights, ignore):
     torch.testing.assert_close(ours, ref)
 
 
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+def test_ce_class_weights_with_dense_targets_follow_pytorch_elements(eps):
+    """Dense targets: the numerator is PyTorch's probability-target elements (smoothed target),
+    the denominator the unsmoothed target weight; a one-hot target gives the label map's value."""
+    x, y = _mc()
+    g = torch.Generator().manual_seed(5)
+    soft = torch.softmax(torch.randn(x.shape, generator=g), 1)
+    w = torch.tensor([1.0, 2.0, 0.5, 3.0])
+    ref_none = F.cross_entropy(x, soft, weight=w, label_smoothing=eps, reduction="none")
+    torch.testing.assert_close(ce_loss(x, soft, class_weights=w.tolist(), label_smoothing=eps, reduction="none"), ref_none)
+    total_weight = (w.view(1, -1, 1, 1) * soft).sum()
+    ours = ce_loss(x, soft, class_weights=w.tolist(), label_smoothing=eps)
+    torch.testing.assert_close(ours, ref_none.sum() / total_weight)
+    # PyTorch's "mean" divides the same sum by the number of voxels
+    torch.testing.assert_close(ours * total_weight / ref_none.numel(), F.cross_entropy(x, soft, weight=w, label_smoothing=eps))
+    onehot = F.one_hot(y, 4).movedim(-1, 1).float()
+    torch.testing.assert_close(ce_loss(x, onehot, class_weights=w.tolist(), label_smoothing=eps), ce_loss(x, y, class_weights=w.tolist(), label_smoothing=eps))
+    torch.testing.assert_close(ce_loss(x, y, class_weights=w.tolist(), label_smoothing=eps), F.cross_entropy(x, y, weight=w, label_smoothing=eps))
+
+
 def test_ce_label_smoothing_binary_hand_computed():
     x = torch.zeros(1, 1, 2)  # p = 0.5: BCE is log 2 whatever the target
     assert float(ce_loss(x, torch.tensor([[1, 0]]), label_smoothing=0.2)) == pytest.approx(math.log(2))
