@@ -136,6 +136,28 @@ def test_smooth_sets_both(name):
 
 # ----------------------------------------------------------------------------- average="micro"
 
+def test_micro_tversky_depends_on_alpha_plus_beta_only_and_kornia_tversky_is_macro():
+    from conftest import require
+
+    kornia_losses = require("kornia.losses")
+    x, y = _mc()
+    micro_dice = dice_loss(x, y, average="micro", smooth=0.0)
+    # softmax + label map: pooled fp == pooled fn, so alpha and beta only enter as alpha + beta
+    torch.testing.assert_close(tversky_loss(x, y, alpha=0.3, beta=0.7, average="micro", smooth=0.0), micro_dice)
+    torch.testing.assert_close(tversky_loss(x, y, alpha=0.9, beta=0.1, average="micro", smooth=0.0), micro_dice)
+    torch.testing.assert_close(
+        tversky_loss(x, y, alpha=0.1, beta=0.5, average="micro", smooth=0.0),
+        tversky_loss(x, y, alpha=0.3, beta=0.3, average="micro", smooth=0.0),
+    )
+    # kornia's tversky_loss is the macro average (every class present here), not micro
+    ref = kornia_losses.tversky_loss(x, y, alpha=0.3, beta=0.7, eps=1e-8)
+    torch.testing.assert_close(tversky_loss(x, y, alpha=0.3, beta=0.7, smooth_nr=0.0, smooth_dr=1e-8), ref)
+    assert not torch.allclose(tversky_loss(x, y, alpha=0.3, beta=0.7, average="micro", smooth_nr=0.0, smooth_dr=1e-8), ref)
+    doc = tversky_loss.__doc__
+    assert "kornia's ``tversky_loss``, classes pooled" not in doc
+    assert "equals micro Dice whenever ``alpha + beta = 1``" in doc
+
+
 @pytest.mark.parametrize("batch", [False, True])
 def test_micro_average_pools_the_kept_classes(batch):
     x, y = _mc()

@@ -185,18 +185,24 @@ class CELoss(SegLoss, registered_as='ce'):
 
     Cross entropy.
 
-    .. math:: L_{CE} = -\frac{1}{\sum_i w_i} \sum_i w_i \sum_c g_{ic} \log p_{ic}
+    .. math:: L_{CE} = -\frac{\sum_i \sum_c w_c \, g_{ic} \log p_{ic}}{\sum_i \sum_c w_c \, g_{ic}}
 
-    Multiclass: softmax cross entropy; with ``class_weights`` the weighted mean of PyTorch's
-    ``F.cross_entropy(weight=...)`` (``w_i`` = weight of the voxel's class). Binary: binary cross
-    entropy with logits; ``class_weights`` then holds two weights ``[negative, positive]``.
-    Multilabel: BCE per channel, averaged over channels and voxels; ``class_weights`` holds one
-    weight per channel. Soft targets give ``-sum_c g_c log p_c``.
+    Multiclass: softmax cross entropy; with ``class_weights`` ``w`` the weighted mean of PyTorch's
+    ``F.cross_entropy(weight=w)``: with a label map exactly PyTorch's value (the voxel weight is
+    ``w`` of the voxel's class). With a dense (one-hot / soft) target the numerator is the sum of
+    PyTorch's probability-target elements ``-sum_c w_c g_c log p_c`` (its ``reduction="none"``)
+    and the denominator is the total target weight ``sum_i sum_c w_c g_ic`` (a one-hot target
+    gives the label map's value); PyTorch's ``"mean"`` divides the same sum by the number of
+    voxels instead (multiply seglosses' value by ``sum_i sum_c w_c g_ic / N`` to get it).
+    Binary: binary cross entropy with logits; ``class_weights`` then holds two weights
+    ``[negative, positive]``. Multilabel: BCE per channel, averaged over channels and voxels;
+    ``class_weights`` holds one weight per channel. Soft targets give ``-sum_c g_c log p_c``.
 
     ``label_smoothing=e`` (Szegedy et al. 2016, arXiv:1512.00567) replaces the target by
-    ``(1 - e) g + e / C`` in multiclass mode -- PyTorch's ``F.cross_entropy(label_smoothing=e)``,
-    class weights and ``ignore_index`` included, and smp's ``SoftCrossEntropyLoss(smooth_factor=e)``
-    -- and by ``(1 - e) g + e (1 - g)`` in binary / multilabel mode (smp's
+    ``g~ = (1 - e) g + e / C`` in the numerator in multiclass mode (the denominator keeps the
+    unsmoothed weights) -- PyTorch's ``F.cross_entropy(label_smoothing=e)``, class weights and
+    ``ignore_index`` included (dense targets: its ``reduction="none"`` elements, as above), and
+    smp's ``SoftCrossEntropyLoss(smooth_factor=e)`` -- and by ``(1 - e) g + e (1 - g)`` in binary / multilabel mode (smp's
     ``SoftBCEWithLogitsLoss(smooth_factor=e)``).
 
     ``reduction="none"``: ``(N, *spatial)`` multiclass, ``(N, C, *spatial)`` binary / multilabel
@@ -1446,12 +1452,21 @@ class TverskyLoss(SegLoss, registered_as='tversky'):
 
     Defaults: ``alpha=0.3``, ``beta=0.7`` (Salehi et al.'s best setting: penalise false negatives
     more, for small lesions), ``smooth=1e-5``; ``smooth_nr`` / ``smooth_dr``, ``average``
-    (``"micro"``: kornia's ``tversky_loss``, classes pooled), ``soft_label`` (Wang & Blaschko
+    (``"micro"``: the kept classes' statistics pooled), ``soft_label`` (Wang & Blaschko
     2023: with :math:`tp = (\sum p + \sum g - \sum|p - g|)/2`, zero exactly when p equals a soft
     target) and ``include_background`` as :func:`dice_loss`. ``reduction="none"``:
     ``(N, C_kept)`` (``(1, C_kept)`` with ``batch``; ``(N,)`` with ``average="micro"``).
 
-    Conventions of other libraries: MONAI ``TverskyLoss(alpha=a, beta=b)`` uses the same roles
+    ``average="micro"`` with a multiclass softmax and a label map (every class kept, no
+    ``class_weights``): pooled over the classes, :math:`\sum_c fp_c = \sum_i (1 - p_{i,g_i}) =
+    \sum_c fn_c`, so micro Tversky is :math:`tp / (tp + (\alpha + \beta) fp)`: it depends on
+    ``alpha + beta`` only, and equals micro Dice whenever ``alpha + beta = 1`` (the defaults
+    0.3 / 0.7 included) -- the fp / fn asymmetry is lost. Use the default ``"macro"`` for it.
+
+    Conventions of other libraries: kornia's ``tversky_loss`` / ``TverskyLoss`` (0.9) is a macro
+    average over the classes *present in each sample's target*; seglosses' ``"macro"`` equals it
+    (``smooth_nr=0, smooth_dr=eps``) when every class is present in every sample (an absent class
+    counts here, see below). MONAI ``TverskyLoss(alpha=a, beta=b)`` uses the same roles
     (alpha on fp, beta on fn) but defaults to 0.5/0.5. Jadon 2020 (II-F) writes the index with a
     single ``beta`` weighting the false *positives*; some code bases (e.g. Abraham & Khan's focal
     Tversky code) put ``alpha`` on the false negatives -- swap the arguments to reproduce them.
