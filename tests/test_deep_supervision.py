@@ -241,6 +241,10 @@ def test_errors_name_the_argument():
         DeepSupervision(seglosses.build_loss("dice"), batch=True)
     with pytest.raises(ValueError, match="dice: unknown argument"):
         DeepSupervision("dice", bogus=1)
+    with pytest.raises(ValueError, match=r"weight_mode: MONAI's name; use weights='exp'"):
+        DeepSupervision("dice", weight_mode="exp")
+    with pytest.raises(ValueError, match=r"weights: expected one weight per output \(at least one\), got \[\]"):
+        DeepSupervision("dice", weights=[])
     # the wrapped loss's own contract still applies at every level
     with pytest.raises(ValueError, match="target: expected label values"):
         DeepSupervision("dice")(outputs, target + 5)

@@ -187,6 +187,11 @@ class DeepSupervision(nn.Module):
 
     def __init__(self, loss: Union[nn.Module, str], weights: Union[str, Sequence[float]] = "nnunet", **options):
         super().__init__()
+        if "weight_mode" in options:  # MONAI's DeepSupervisionLoss(weight_mode=...)
+            raise ValueError(
+                f"weight_mode: MONAI's name; use weights={options['weight_mode']!r} "
+                f"(one of {list(WEIGHT_MODES)} or a list of numbers)"
+            )
         if isinstance(loss, str):
             from ..registry import build_loss
 
@@ -201,6 +206,8 @@ class DeepSupervision(nn.Module):
         if isinstance(weights, str):
             deep_supervision_weights(weights, 1)  # validate the mode now
         else:
+            if not list(weights):
+                raise ValueError(f"weights: expected one weight per output (at least one), got {weights!r}")
             deep_supervision_weights(weights, len(list(weights)))
         self.loss = loss
         self.weights = weights if isinstance(weights, str) else [float(w) for w in weights]
