@@ -244,6 +244,29 @@ def test_focal_float_alpha_in_multiclass_needs_alpha_foreground():
     torch.testing.assert_close(focal_loss(x, y, alpha=0.25, alpha_foreground=True), focal_loss(x, y, alpha=[0.75, 0.25, 0.25, 0.25]))
 
 
+def test_alpha_foreground_where_it_would_be_ignored_is_an_error():
+    x, y = _mc()
+    with pytest.raises(ValueError, match=r"alpha_foreground: True applies to a float alpha in multiclass mode only"):
+        focal_loss(x, y, alpha=[0.1, 0.2, 0.3, 0.4], alpha_foreground=True)
+    with pytest.raises(ValueError, match=r"alpha_foreground: .*got alpha=None"):
+        focal_loss(x, y, alpha_foreground=True)
+    xb, yb = x[:, :1], (y > 1).long()
+    with pytest.raises(ValueError, match=r"alpha_foreground: .*in binary mode"):
+        focal_loss(xb, yb, alpha=0.25, alpha_foreground=True)
+
+
+@pytest.mark.parametrize("name,option", [("dice", "soft_label"), ("dice", "batch"), ("iou", "soft_label"),
+                                         ("hausdorff", "spatial_mean"), ("lovasz", "per_image"), ("focal", "alpha_foreground")])
+def test_switches_must_be_bools(name, option):
+    """soft_label="no" used to switch soft labels on (a non-empty string is truthy)."""
+    with pytest.raises(TypeError, match=rf"{option}: expected True or False, got 'no'"):
+        build_loss(name, **{option: "no"})
+    x, y = _mc()
+    fn = getattr(seglosses.functional, f"{name}_loss")
+    with pytest.raises(TypeError, match=rf"{option}: expected True or False, got 'no'"):
+        fn(x, y, **{option: "no"})
+
+
 def test_sigmoid_focal_is_focal_of_one_channel_per_class():
     x, y = _mc()
     onehot = F.one_hot(y, 4).movedim(-1, 1).float()

@@ -203,6 +203,17 @@ def _check_kwargs(info: LossInfo, kwargs: dict) -> None:
             f"{info.name}: unknown argument(s) {unknown}{foreign_hint(unknown)}{near}; "
             f"valid arguments are {sorted(info.options)}"
         )
+    _check_bool_options(kwargs)
+
+
+#: switches that take True or False only (a string such as soft_label="no" would read as True)
+BOOL_OPTIONS = ("batch", "ddp", "soft_label", "spatial_mean", "squared", "per_image", "alpha_foreground")
+
+
+def _check_bool_options(kwargs: dict) -> None:
+    for k in BOOL_OPTIONS:
+        if k in kwargs and not isinstance(kwargs[k], bool):
+            raise TypeError(f"{k}: expected True or False, got {kwargs[k]!r}")
 
 
 def instantiate(info: LossInfo, kwargs: dict) -> "SegLoss":

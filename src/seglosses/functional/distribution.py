@@ -509,7 +509,8 @@ def focal_loss(
     channel (multilabel); in binary / multilabel mode a float is the foreground weight and
     ``1 - alpha`` the background weight (Lin et al.'s alpha_t). In multiclass mode a float needs
     ``alpha_foreground=True``: class 0 then gets ``1 - alpha`` and every other class ``alpha``
-    (MONAI's ``FocalLoss(use_softmax=True, alpha=a)``). ``alpha`` multiplies the elements (the
+    (MONAI's ``FocalLoss(use_softmax=True, alpha=a)``); ``alpha_foreground=True`` anywhere else
+    (no float alpha, or binary / multilabel mode) is an error, not silently ignored. ``alpha`` multiplies the elements (the
     mean still divides by the number of elements, as in Lin et al.).
 
     ``class_weights``: one weight per class (multiclass; binary: ``[negative, positive]``) or per
@@ -553,6 +554,12 @@ def focal_loss(
         ce_elem = voxel_ce(prep)
         p_t = p * g + (1.0 - p) * (1.0 - g)
         elem = ce_elem if not gamma else (1.0 - p_t).clamp_min(eps).pow(gamma) * ce_elem
+    if alpha_foreground and not (isinstance(alpha, (int, float)) and prep.mode == "multiclass"):
+        raise ValueError(
+            f"alpha_foreground: True applies to a float alpha in multiclass mode only (class 0 gets "
+            f"1 - alpha, the others alpha); got alpha={alpha!r} in {prep.mode} mode, where it would be "
+            f"ignored: pass alpha_foreground=False"
+        )
     if alpha is not None:
         if isinstance(alpha, (int, float)) and not 0 <= alpha <= 1:
             raise ValueError(f"alpha: expected a float in [0, 1], got {alpha!r}")

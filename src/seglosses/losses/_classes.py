@@ -602,7 +602,8 @@ class FocalLoss(SegLoss, registered_as='focal'):
     channel (multilabel); in binary / multilabel mode a float is the foreground weight and
     ``1 - alpha`` the background weight (Lin et al.'s alpha_t). In multiclass mode a float needs
     ``alpha_foreground=True``: class 0 then gets ``1 - alpha`` and every other class ``alpha``
-    (MONAI's ``FocalLoss(use_softmax=True, alpha=a)``). ``alpha`` multiplies the elements (the
+    (MONAI's ``FocalLoss(use_softmax=True, alpha=a)``); ``alpha_foreground=True`` anywhere else
+    (no float alpha, or binary / multilabel mode) is an error, not silently ignored. ``alpha`` multiplies the elements (the
     mean still divides by the number of elements, as in Lin et al.).
 
     ``class_weights``: one weight per class (multiclass; binary: ``[negative, positive]``) or per
