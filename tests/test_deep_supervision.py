@@ -180,6 +180,11 @@ def test_float_label_map_is_downsampled_as_labels_not_averaged():
     bce = seglosses.build_loss("ce")
     expected = sum(w * bce(o, downsample_target(mask, o.shape[2:])) for w, o in zip([1, 0.5, 0.25], bouts))
     assert torch.allclose(DeepSupervision("ce", weights="exp")(bouts, mask), expected)
+    # ... unless it holds an ignore label (smp's 255): then nearest, so the 255s stay exact
+    ignored = mask.clone()
+    ignored[:, :, :2] = 255
+    ds = DeepSupervision("ce", weights="exp", ignore_index=255)
+    assert torch.equal(ds(bouts, ignored), ds(bouts, ignored.long()))
 
 
 # ------------------------------------------------------------------ references

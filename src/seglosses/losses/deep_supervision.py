@@ -11,7 +11,8 @@ seglosses loss (a module, or a spec such as ``"dice+ce"``) and computes
 where ``down_l`` resizes the target to the spatial size of output ``l``: nearest neighbour
 (``nearest-exact``, the rule nnU-Net v2 and MONAI use) for a label map -- integer, or a float
 ``(N, 1, *spatial)`` / ``(N, *spatial)`` one with C > 1 outputs (MONAI's float label maps, read as
-labels by the input contract) -- so label values and ``ignore_index`` voxels survive unchanged;
+labels by the input contract), or a C == 1 float mask with values outside ``[0, 1]`` (smp's
+masks with 255 = ignore) -- so label values and ``ignore_index`` voxels survive unchanged;
 adaptive average pooling for a float (one-hot, soft or C == 1 binary) target, so a downsampled
 soft target stays a distribution. A list of targets (one
 per output, as nnU-Net's data loader makes) is used as given.
@@ -291,10 +292,12 @@ class DeepSupervision(nn.Module):
             )
         # a float (N, 1, *spatial) / (N, *spatial) target of C > 1 logits is a label map (the input
         # contract's reading of MONAI's float label maps): nearest, never averaged
+        # (and so is a C == 1 float mask holding values outside [0, 1]: smp's 255 = ignore masks,
+        # whose ignored voxels must stay exact for ignore_index)
         n, c = first.shape[:2]
-        label_map = not target.is_floating_point() or (
-            c > 1 and tuple(target.shape) in ((n,) + spatial, (n, 1) + spatial)
-        )
+        label_map = not target.is_floating_point()
+        if not label_map and tuple(target.shape) in ((n,) + spatial, (n, 1) + spatial):
+            label_map = c > 1 or bool(((target < 0) | (target > 1)).any())
         out = []
         for l, o in enumerate(outputs):
             size = tuple(o.shape[2:])
