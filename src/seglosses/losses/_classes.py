@@ -231,6 +231,7 @@ class BoundaryDoULoss(SegLoss, registered_as='boundary_dou'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             alpha_max=alpha_max,
@@ -242,6 +243,7 @@ class BoundaryDoULoss(SegLoss, registered_as='boundary_dou'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -365,6 +367,7 @@ class ClDiceLoss(SegLoss, registered_as='cldice'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             iters=iters,
@@ -377,6 +380,7 @@ class ClDiceLoss(SegLoss, registered_as='cldice'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -990,6 +994,7 @@ class GeneralizedWassersteinDiceLoss(SegLoss, registered_as='gwdl'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             dist_matrix=dist_matrix,
@@ -1001,6 +1006,7 @@ class GeneralizedWassersteinDiceLoss(SegLoss, registered_as='gwdl'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -1362,6 +1368,7 @@ class LovaszHingeLoss(SegLoss, registered_as='lovasz_hinge'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             per_image=per_image,
@@ -1369,6 +1376,7 @@ class LovaszHingeLoss(SegLoss, registered_as='lovasz_hinge'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -1420,6 +1428,7 @@ class MCCLoss(SegLoss, registered_as='mcc'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             smooth=smooth,
@@ -1431,6 +1440,7 @@ class MCCLoss(SegLoss, registered_as='mcc'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -1657,6 +1667,7 @@ class SkeletonRecallLoss(SegLoss, registered_as='skeleton_recall'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             tube=tube,
@@ -1668,6 +1679,7 @@ class SkeletonRecallLoss(SegLoss, registered_as='skeleton_recall'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -1975,6 +1987,7 @@ class UnifiedFocalLoss(SegLoss, registered_as='unified_focal'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             weight=weight,
@@ -1989,6 +2002,7 @@ class UnifiedFocalLoss(SegLoss, registered_as='unified_focal'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
