@@ -93,14 +93,23 @@ def _defaults(info) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in info.defaults.items() if k != "reduction")
 
 
+def _module_form(info) -> str:
+    """The class to import from ``seglosses.losses``, or how to build a named compound."""
+    class_name = getattr(info, "class_name", None)
+    if class_name:
+        return f"`{class_name}`"
+    return f"`build_loss({info.name!r})`"
+
+
 def readme_loss_table() -> str:
-    """Compact table for the README: name, category, what it is, first reference."""
+    """Compact table for the README: name, module form, category, what it is, first reference."""
     sl = _seglosses()
-    rows = ["| loss | category | what it is | first reference |", "|---|---|---|---|"]
+    rows = ["| loss | module form | category | what it is | first reference |", "|---|---|---|---|---|"]
     for name in sl.list_losses():
         info = sl.loss_info(name)
         summary = getattr(info, "summary", "") or ""
-        rows.append(f"| `{name}` | {info.category} | {_cell(summary)} | {_cell(_first_reference(info.paper))} |")
+        cells = [f"`{name}`", _module_form(info), info.category, _cell(summary), _cell(_first_reference(info.paper))]
+        rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 
@@ -113,11 +122,15 @@ def loss_catalogue() -> str:
     out: List[str] = [f"{sum(map(len, by_category.values()))} registered losses (`seglosses.list_losses()`)."]
     for category in sorted(by_category):
         out += ["", f"### {category}", ""]
-        out += ["| loss | formula | defaults | modes | distance map | paper |", "|---|---|---|---|---|---|"]
+        out += [
+            "| loss | module form | formula | defaults | modes | distance map | paper |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for name in by_category[category]:
             info = sl.loss_info(name)
             dmap = "yes" if info.needs_distance_map else ""
-            cells = [f"`{name}`", _code(info.formula), _code(_defaults(info)), _cell(", ".join(info.modes)), dmap]
+            cells = [f"`{name}`", _module_form(info), _code(info.formula), _code(_defaults(info))]
+            cells += [_cell(", ".join(info.modes)), dmap]
             out.append("| " + " | ".join(cells + [_cell(info.paper)]) + " |")
     return "\n".join(out)
 
