@@ -316,12 +316,26 @@ def label_map_stats(
     return tp, sum_p, t2, sum_g
 
 
-def soft_stats(prep: Prepared, *, batch: bool = False, squared: bool = False, probs: Tensor | None = None) -> SoftStats:
+def soft_stats(
+    prep: Prepared,
+    *,
+    batch: bool = False,
+    squared: bool = False,
+    probs: Tensor | None = None,
+    soft_label: bool = False,
+) -> SoftStats:
     """Soft ``tp``, ``sum_p`` and ``sum_g`` per (sample, class) ``(N, C)``, or ``(1, C)`` with ``batch``.
 
     ``squared=True`` returns ``sum p^2`` and ``sum g^2`` in place of ``sum p`` and ``sum g``
     (Milletari's V-Net Dice). ``probs`` overrides ``prep.probs`` (e.g. a hard prediction).
     Label maps go through :func:`label_map_stats` (gather / scatter, fused backward).
+
+    ``soft_label=True`` (dense targets; Wang & Blaschko 2023, arXiv:2303.16296) replaces
+    ``tp = sum p g`` by ``(sum p + sum g - sum |p - g|) / 2``: equal to ``sum p g`` when g is 0/1
+    (``|p - g| = p + g - 2 p g``), and such that ``fp = fn = 0`` exactly when ``p == g`` for a soft
+    g, so the Dice, IoU and Tversky losses built on it are zero exactly there (their "semimetric"
+    forms). A label map is hard: nothing changes. With ``squared`` the same identity in the
+    2-norm gives ``sum p g`` back, so it changes nothing there either.
     """
     n, c = prep.batch_size, prep.num_classes
     if prep.labels is not None:
@@ -332,9 +346,13 @@ def soft_stats(prep: Prepared, *, batch: bool = False, squared: bool = False, pr
         g = prep.dense.reshape(n, c, -1)
         if valid is not None:
             g = g * valid.unsqueeze(1)
-        tp = (p * g).sum(2)
         sum_g = (g * g).sum(2) if squared else g.sum(2)
         sum_p = _masked_sum(p * p if squared else p, valid)
+        if soft_label and not squared:
+            l1 = _masked_sum((p - prep.dense.reshape(n, c, -1)).abs(), valid)
+            tp = 0.5 * (sum_p + sum_g - l1)
+        else:
+            tp = (p * g).sum(2)
     if batch:
         tp, sum_p, sum_g = tp.sum(0, keepdim=True), sum_p.sum(0, keepdim=True), sum_g.sum(0, keepdim=True)
     return SoftStats(tp, sum_p, sum_g)

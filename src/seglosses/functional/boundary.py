@@ -19,8 +19,14 @@ as background (label 0) in the target masks and in the prediction masks, so thei
 change the loss.
 
 ``reduction="none"`` returns the per-element loss: ``(N, C_kept, *spatial)`` for ``boundary``
-and ``hausdorff``; the shape of ``ce``'s elements for ``shape_aware``
+and ``hausdorff`` (``(N, C_kept)`` for ``hausdorff`` / ``log_hausdorff`` with
+``spatial_mean=True``); the shape of ``ce``'s elements for ``shape_aware``
 (``(N, *spatial)`` multiclass, ``(N, C, *spatial)`` binary / multilabel). Ignored elements hold 0.
+
+``include_background`` (``boundary``, ``hausdorff``): ``None`` (default) drops channel 0 when
+there is more than one channel -- multiclass or multilabel, MONAI's ``include_background=False``
+-- and keeps the single channel of binary mode; ``True`` keeps every channel; ``False`` drops
+channel 0 and is an error in binary mode.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from ..registry import register_loss
 from ._maps import Spacing, _channels, _elem_weights, _given_map, _maps, _pred_masks, _target_masks, _target_values, _valid_channel
 from .distribution import voxel_ce
 
-__all__ = ["boundary_loss", "hausdorff_loss", "shape_aware_loss"]
+__all__ = ["boundary_loss", "hausdorff_loss", "log_hausdorff_loss", "shape_aware_loss"]
 
 
 # ----------------------------------------------------------------------------- losses
@@ -55,7 +61,7 @@ __all__ = ["boundary_loss", "hausdorff_loss", "shape_aware_loss"]
 def boundary_loss(
     prep: Prepared,
     *,
-    include_background: bool = False,
+    include_background: Optional[bool] = None,
     spacing: Spacing = None,
     reduction: str = "mean",
     distance_map: Optional[Tensor] = None,
@@ -78,8 +84,10 @@ def boundary_loss(
     Medical Image Analysis 67 (2021) 101851, doi:10.1016/j.media.2020.101851; Ma et al. 2021
     eq. (20), doi:10.1016/j.media.2021.102035.
 
-    Defaults: ``include_background=False`` (Kervadec supervises the foreground classes only;
-    the background's map would mirror them), ``spacing=None`` (voxel units; the ``- 1`` stays in
+    Defaults: ``include_background=None``: channel 0 dropped when C > 1 (Kervadec supervises the
+    foreground classes only; the background's map would mirror them), the single channel kept in
+    binary mode (see the module docstring). ``reduction="none"``: ``(N, C_kept, *spatial)``.
+    ``spacing=None`` (voxel units; the ``- 1`` stays in
     voxel units whatever the spacing, as in Kervadec's code).
 
     Empty ground truth: a class absent from a sample (or filling it) has an all-zero map and
@@ -119,8 +127,9 @@ def hausdorff_loss(
     prep: Prepared,
     *,
     alpha: float = 2.0,
-    include_background: bool = False,
+    include_background: Optional[bool] = None,
     spacing: Spacing = None,
+    spatial_mean: bool = False,
     reduction: str = "mean",
     distance_map: Optional[Tensor] = None,
 ) -> Tensor:
@@ -136,9 +145,18 @@ def hausdorff_loss(
     or full mask contributes a zero field. g is the target as given (one-hot of a label map, or
     the float target: soft targets enter ``(p - g)^2`` unthresholded, as in MONAI).
 
-    Equals MONAI's ``HausdorffDTLoss(alpha, include_background, softmax=True, to_onehot_y=True)``
-    (multiclass, label map) or ``HausdorffDTLoss(alpha, sigmoid=True)`` (binary / multilabel)
-    with ``reduction="mean"`` (tested). Differences: spacing-aware; ``ignore_index``; 1D inputs.
+    Equals MONAI's ``HausdorffDTLoss(alpha, softmax=True, to_onehot_y=True)`` (multiclass, label
+    map) and ``HausdorffDTLoss(alpha, sigmoid=True)`` (binary, and multilabel with
+    ``mode="multilabel"``) with MONAI's default ``include_background=False``, which drops channel
+    0 whenever C > 1 -- sigmoid or softmax -- and is ignored with one channel; ``include_background``
+    ``None`` (default) here does the same, and ``True`` is MONAI's ``include_background=True``
+    (tested in ``tests/test_migration.py``). Differences: spacing-aware; ``ignore_index``; 1D inputs.
+
+    ``spatial_mean=True`` averages over the voxels first, per (sample, kept class), so that
+    ``reduction`` acts on ``(N, C_kept)`` values: MONAI's convention (its ``"none"`` returns one
+    value per (sample, class), its ``"sum"`` sums them). ``"mean"`` is the same either way (without
+    ignored voxels). ``reduction="none"``: ``(N, C_kept, *spatial)``, or ``(N, C_kept)`` with
+    ``spatial_mean``.
 
     ``distance_map``: the precomputed ``unsigned_distance_map`` of the target ``(N, C, *spatial)``.
 
@@ -146,8 +164,9 @@ def hausdorff_loss(
     with convolutional neural networks", IEEE TMI 39(2):499-513, 2020,
     doi:10.1109/TMI.2019.2930068; Ma et al. 2021 eq. (21), doi:10.1016/j.media.2021.102035.
 
-    Defaults: ``alpha=2`` (Karimi & Salcudean; Ma et al. eq. 21), ``include_background=False``
-    (MONAI's default), ``spacing=None`` (voxel units).
+    Defaults: ``alpha=2`` (Karimi & Salcudean; Ma et al. eq. 21), ``include_background=None``
+    (MONAI's default ``False``: channel 0 dropped when C > 1), ``spatial_mean=False`` (one mean
+    over every element), ``spacing=None`` (voxel units).
 
     No gradient flows through the distance maps (they are computed under ``no_grad`` from
     detached tensors), so the loss works when its input requires grad -- the published code that
@@ -174,7 +193,63 @@ def hausdorff_loss(
         d_s = _maps("unsigned", _pred_masks(prep, channels), spacing, p)
         dist = d_g.pow(alpha) + d_s.pow(alpha)
     g = _target_values(prep, channels, p.dtype)
-    return reduce_loss((p - g).square() * dist, reduction, _valid_channel(prep))
+    elem = (p - g).square() * dist
+    valid = _valid_channel(prep)
+    if spatial_mean:  # per (sample, class) mean over the counted voxels, then the reduction
+        v = torch.ones_like(elem[:, :1]) if valid is None else valid.to(elem.dtype)
+        v = v.expand_as(elem).flatten(2)
+        elem = (elem.flatten(2) * v).sum(2) / v.sum(2).clamp_min(1.0)
+        valid = None
+    return reduce_loss(elem, reduction, valid)
+
+
+@register_loss(
+    "log_hausdorff",
+    category="boundary",
+    paper="Karimi & Salcudean 2020 doi:10.1109/TMI.2019.2930068; MONAI LogHausdorffDTLoss",
+    formula="log(1 + L_HD), after the reduction",
+    needs_distance_map=True,
+    call_args=("distance_map",),
+)
+def log_hausdorff_loss(
+    prep: Prepared,
+    *,
+    alpha: float = 2.0,
+    include_background: Optional[bool] = None,
+    spacing: Spacing = None,
+    spatial_mean: bool = False,
+    reduction: str = "mean",
+    distance_map: Optional[Tensor] = None,
+) -> Tensor:
+    r"""Log Hausdorff distance loss: :math:`\log(1 + L_{HD})`.
+
+    :math:`L_{HD}` is :func:`hausdorff_loss` with the same arguments, reduced first (MONAI's
+    ``LogHausdorffDTLoss``, which applies ``log(1 + x)`` to the reduced value; with
+    ``reduction="none"`` it is applied per element, ``(N, C_kept, *spatial)``, or per (sample,
+    class) with ``spatial_mean=True``, ``(N, C_kept)``). The logarithm compresses the large
+    values the squared distances give early in training.
+
+    Reference: Karimi & Salcudean, IEEE TMI 39(2):499-513, 2020, doi:10.1109/TMI.2019.2930068
+    (the loss); MONAI ``LogHausdorffDTLoss`` (the log form).
+
+    Defaults: those of :func:`hausdorff_loss`. Empty ground truth: as :func:`hausdorff_loss`
+    (finite; ``log(1 + 0) = 0`` for a perfect prediction).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from seglosses.functional import log_hausdorff_loss
+    >>> target = torch.tensor([[0, 0, 1, 1, 1, 0]])          # hausdorff_loss 17/6 (see there)
+    >>> pred = torch.tensor([[[0.0, 0, 1, 1, 1, 1]]])
+    >>> round(float(log_hausdorff_loss(pred, target, from_logits=False)), 4)   # log(1 + 17/6)
+    1.3437
+    """
+    return torch.log1p(
+        hausdorff_loss.core(
+            prep, alpha=alpha, include_background=include_background, spacing=spacing,
+            spatial_mean=spatial_mean, reduction=reduction, distance_map=distance_map,
+        )
+    )
 
 
 @register_loss(
@@ -211,6 +286,8 @@ def shape_aware_loss(
     the units of ``spacing``.
 
     ``distance_map``: the precomputed ``boundary_distance_map`` of the target ``(N, C, *spatial)``.
+    ``reduction="none"``: the weighted per-voxel elements, ``(N, *spatial)`` multiclass,
+    ``(N, C, *spatial)`` binary / multilabel (ignored voxels hold 0).
 
     Reference: Hayder, He & Salzmann, "Boundary-aware instance segmentation" (shape-aware loss),
     CVPR 2017, arXiv:1612.03129; Jadon 2020 sec. II-I, doi:10.1109/CIBCB48159.2020.9277638.

@@ -163,6 +163,8 @@ def combo_loss(
     ``1 - Dice`` so the loss is >= 0 and 0 for a perfect prediction. ``log(1 - p)`` is computed
     stably (:func:`log1m_probs`); the reference clips p to ``[eps, 1 - eps]`` instead.
 
+    ``reduction="none"``: one value per sample ``(N,)`` (``(1,)`` with ``batch``).
+
     Empty ground truth: the cross-entropy half is well defined; the Dice half is as in
     ``dice_loss`` (0 for an absent class predicted absent). An all-ignored sample gives 0.
 
@@ -343,6 +345,8 @@ def ell_loss(
     Numerics: :math:`x^{0.3}` has an infinite slope at ``x = 0`` (a perfectly predicted class or
     voxel), so below ``x = 1e-6`` the power is replaced by its chord (continuous, 0 at 0, slope
     at most ``1e-6^(gamma - 1)``): finite gradients, values exact above 1e-6.
+
+    ``reduction="none"``: one value per sample ``(N,)`` (``(1,)`` with ``batch``).
 
     Empty ground truth: an absent class has ``Dice = s / (sum p + s)`` (1 when nothing is
     predicted); its label weight is never used by the cross term. An all-ignored sample gives 0.

@@ -226,7 +226,7 @@ def lovasz_loss(
     default, so a class absent from the target does not count), ``per_image=False``.
     ``"all"`` averages every class; an absent class then contributes its largest error
     (:math:`\Delta_J` jumps to 1 at the first false positive). ``include_background=False``
-    drops class 0 (multiclass); ``class_weights``: weighted mean over classes.
+    drops channel 0 (multiclass and multilabel; an error in binary mode); ``class_weights``: weighted mean over classes.
 
     Conventions of other libraries: kornia's ``lovasz_softmax_loss`` is this loss with
     ``per_image=True, classes="all"`` (and multiplies, not normalises, by its ``weight``);

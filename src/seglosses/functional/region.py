@@ -4,15 +4,25 @@ All region losses are built on one primitive, :func:`seglosses._stats.soft_stats
 ``tp``, ``sum p`` and ``sum g`` per (sample, class), or per class over the whole batch when
 ``batch=True`` (nnU-Net's "batch Dice", Ma et al. sec. 4.3). A region loss is ``1 - score`` per
 (sample, class), averaged over the kept classes and the samples (``class_weights``: a weighted
-mean over classes). ``include_background=False`` drops channel 0 in multiclass mode (binary
-and multilabel channels are all foreground). ``smooth`` is added to numerator and denominator.
+mean over classes). ``include_background=False`` drops channel 0 in multiclass and multilabel
+mode (MONAI's convention; an error in binary mode, which has no background channel).
+``smooth`` is added to numerator and denominator; ``smooth_nr`` / ``smooth_dr`` (MONAI's names)
+set them separately.
+
+``average="macro"`` (default) scores each class and averages the scores' losses; ``"micro"``
+pools the kept classes' statistics (weighted by ``class_weights``) into one score per sample
+(kornia's ``average="micro"``). ``soft_label=True`` uses the semimetric forms of Wang & Blaschko
+2023 for soft targets (:func:`seglosses._stats.soft_stats`).
 
 ``reduction="none"`` returns the per-(sample, class) loss ``(N, C_kept)``, or ``(1, C_kept)``
-with ``batch=True``.
+with ``batch=True``; with ``average="micro"`` the per-sample loss ``(N,)`` (``(1,)`` with
+``batch=True``).
 
 Absent classes: a class with no voxel in the target (of a sample, or of the batch with
-``batch=True``) scores ``smooth / (sum p + smooth)``: loss 0 when nothing is predicted for it,
-close to 1 as soon as anything is. This is MONAI's and smp's behaviour with a small ``smooth``.
+``batch=True``) scores ``smooth_nr / (sum p + smooth_dr)``: loss 0 when nothing is predicted for
+it, close to 1 as soon as anything is. This is MONAI's and smp's behaviour with a small
+``smooth``. A zero denominator (nothing predicted, nothing there, ``smooth_dr=0``) is a perfect
+score, loss 0, with a finite (zero) gradient, in every overlap loss.
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import Tensor
 
-from .._checks import check_positive
+from .._checks import check_choice, check_positive
 from .._contract import Prepared
 from .._reduce import class_weight_tensor, keep_classes, reduce_loss
 from .._stats import SoftStats, label_map_stats, soft_stats
@@ -39,6 +49,8 @@ __all__ = [
     "ss_loss",
     "log_cosh_dice_loss",
     "reduce_region",
+    "region_stats",
+    "overlap_ratio",
     "dice_score_from_stats",
     "tversky_index_from_stats",
     "gdice_score",
@@ -65,6 +77,57 @@ def _check_smooth(smooth: float) -> None:
     check_positive("smooth", smooth, allow_zero=True)
 
 
+Smooth = Union[float, tuple]
+
+
+def _smooths(smooth: float, smooth_nr: Optional[float], smooth_dr: Optional[float]) -> tuple:
+    """``(smooth_nr, smooth_dr)``: each defaults to ``smooth`` (MONAI's separate names)."""
+    _check_smooth(smooth)
+    nr = smooth if smooth_nr is None else smooth_nr
+    dr = smooth if smooth_dr is None else smooth_dr
+    check_positive("smooth_nr", nr, allow_zero=True)
+    check_positive("smooth_dr", dr, allow_zero=True)
+    return float(nr), float(dr)
+
+
+def _nr_dr(smooth: Smooth) -> tuple:
+    return (smooth, smooth) if not isinstance(smooth, tuple) else smooth
+
+
+def overlap_ratio(num: Tensor, den: Tensor) -> Tensor:
+    """``num / den`` with a zero denominator scoring 1: nothing predicted and nothing in the
+    target (with ``smooth_dr = 0``) is a perfect score. Value and gradient stay finite."""
+    tiny = torch.finfo(den.dtype).tiny
+    return torch.where(den > 0, num / den.clamp_min(tiny), torch.ones_like(num))
+
+
+def region_stats(
+    prep: Prepared,
+    *,
+    batch: bool,
+    include_background: bool,
+    class_weights: Weights,
+    average: str = "macro",
+    squared: bool = False,
+    soft_label: bool = False,
+) -> tuple:
+    """Soft statistics of the kept classes, and the class weights for the final mean.
+
+    ``average="macro"``: ``(SoftStats of (B, C_kept), weights (1, C_kept) or None)``.
+    ``average="micro"``: the kept classes pooled (``sum_c w_c x_c``), ``(SoftStats of (B,), None)``.
+    """
+    check_choice("average", average, ("macro", "micro"))
+    st = soft_stats(prep, batch=batch, squared=squared, soft_label=soft_label)
+    st = SoftStats(*(keep_classes(t, prep, include_background) for t in st))
+    w = class_weight_tensor(class_weights, prep.num_classes, st.tp.device)
+    if w is not None:
+        w = keep_classes(w.unsqueeze(0), prep, include_background).to(st.tp.dtype)
+    if average == "micro":
+        st = SoftStats(*((t if w is None else t * w).sum(1) for t in st))
+        w = None
+    return st, w
+
+
 @register_loss(
     "dice",
     category="region",
@@ -75,10 +138,14 @@ def dice_loss(
     prep: Prepared,
     *,
     smooth: float = 1e-5,
+    smooth_nr: Optional[float] = None,
+    smooth_dr: Optional[float] = None,
     batch: bool = False,
     squared: bool = False,
     include_background: bool = True,
     class_weights: Weights = None,
+    average: str = "macro",
+    soft_label: bool = False,
     reduction: str = "mean",
 ) -> Tensor:
     r"""Soft Dice loss.
@@ -95,13 +162,26 @@ def dice_loss(
     Defaults: ``smooth=1e-5`` (small, so the loss is the Dice of the soft prediction and an
     absent class predicted absent scores 1), ``batch=False`` (sample Dice, Ma et al.'s default),
     ``squared=False`` (best on average in Ma et al. Table 4), ``include_background=True``
-    (MONAI's default; nnU-Net uses ``False`` with ``batch=True``).
+    (MONAI's default; nnU-Net uses ``False`` with ``batch=True``). ``smooth_nr`` /
+    ``smooth_dr`` (default: ``smooth``) set the numerator's and denominator's terms separately.
+    ``average="micro"`` pools the kept classes into one Dice per sample (kornia's default);
+    ``soft_label=True`` gives the semimetric Dice of Wang & Blaschko 2023 (arXiv:2303.16296):
+    :math:`\sum p g` is replaced by :math:`(\sum p + \sum g - \sum |p - g|)/2`, the same on 0/1
+    targets, and the loss is 0 exactly when ``p`` equals a soft target (MONAI ``soft_label``).
+    ``include_background=False`` drops channel 0 in multiclass and multilabel mode (an error in
+    binary mode).
 
-    Conventions of other libraries: MONAI ``DiceLoss(smooth_nr=s, smooth_dr=s, batch=b,
-    squared_pred=q)`` computes the same; segmentation_models_pytorch's ``DiceLoss`` pools the
-    batch (``batch=True`` here) and drops classes absent from the batch.
+    ``reduction="none"``: ``(N, C_kept)`` (``(1, C_kept)`` with ``batch``); ``(N,)`` with
+    ``average="micro"``.
 
-    Empty ground truth: see the module docstring (loss 0 if nothing predicted, about 1 otherwise).
+    Conventions of other libraries: MONAI ``DiceLoss(smooth_nr=a, smooth_dr=b, batch=b,
+    squared_pred=q, soft_label=l)`` computes the same; segmentation_models_pytorch's ``DiceLoss``
+    pools the batch (``batch=True``, ``smooth=0`` here) and drops classes absent from the batch;
+    kornia's ``dice_loss`` is ``average="micro", smooth_nr=0, smooth_dr=eps``. See
+    ``docs/coming_from_monai_smp_kornia.md``.
+
+    Empty ground truth: see the module docstring (loss 0 if nothing predicted, about 1
+    otherwise; with ``smooth_dr=0`` an empty class predicted empty is 0/0, scored as perfect).
 
     Examples
     --------
@@ -112,14 +192,21 @@ def dice_loss(
     >>> round(float(dice_loss(probs, target, from_logits=False, smooth=0.0)), 4)  # 1 - 1.8/2
     0.1
     """
-    _check_smooth(smooth)
-    st = soft_stats(prep, batch=batch, squared=squared)
-    return reduce_region(1.0 - dice_score_from_stats(st, smooth), prep, include_background=include_background, class_weights=class_weights, reduction=reduction)
+    s = _smooths(smooth, smooth_nr, smooth_dr)
+    st, w = region_stats(
+        prep, batch=batch, squared=squared, soft_label=soft_label, include_background=include_background,
+        class_weights=class_weights, average=average,
+    )
+    return reduce_loss(1.0 - dice_score_from_stats(st, s), reduction, w)
 
 
-def dice_score_from_stats(st: SoftStats, smooth: float) -> Tensor:
-    """Per-(sample, class) soft Dice from statistics (shared by Dice-based losses)."""
-    return (2.0 * st.tp + smooth) / (st.sum_p + st.sum_g + smooth).clamp_min(1e-12)
+def dice_score_from_stats(st: SoftStats, smooth: Smooth) -> Tensor:
+    """Per-(sample, class) soft Dice from statistics (shared by Dice-based losses).
+
+    ``smooth``: one number, or ``(smooth_nr, smooth_dr)``. 0/0 scores 1 (:func:`overlap_ratio`).
+    """
+    nr, dr = _nr_dr(smooth)
+    return overlap_ratio(2.0 * st.tp + nr, st.sum_p + st.sum_g + dr)
 
 
 # ----------------------------------------------------------------------------- shared pieces
@@ -135,9 +222,11 @@ def _safe_pow(x: Tensor, exponent: float, eps: float = 1e-12) -> Tensor:
     return x.clamp_min(eps).pow(exponent)
 
 
-def tversky_index_from_stats(st: SoftStats, alpha: float, beta: float, smooth: float) -> Tensor:
-    """Per-(sample, class) Tversky index ``(tp + s) / (tp + alpha fp + beta fn + s)``."""
-    return (st.tp + smooth) / (st.tp + alpha * st.fp + beta * st.fn + smooth).clamp_min(1e-12)
+def tversky_index_from_stats(st: SoftStats, alpha: float, beta: float, smooth: Smooth) -> Tensor:
+    """Per-(sample, class) Tversky index ``(tp + s_nr) / (tp + alpha fp + beta fn + s_dr)``
+    (``smooth``: one number or ``(smooth_nr, smooth_dr)``); 0/0 scores 1."""
+    nr, dr = _nr_dr(smooth)
+    return overlap_ratio(st.tp + nr, st.tp + alpha * st.fp + beta * st.fn + dr)
 
 
 def _check_unit(name: str, value: float) -> None:
@@ -157,9 +246,13 @@ def iou_loss(
     prep: Prepared,
     *,
     smooth: float = 1e-5,
+    smooth_nr: Optional[float] = None,
+    smooth_dr: Optional[float] = None,
     batch: bool = False,
     include_background: bool = True,
     class_weights: Weights = None,
+    average: str = "macro",
+    soft_label: bool = False,
     reduction: str = "mean",
 ) -> Tensor:
     r"""Soft IoU (Jaccard) loss.
@@ -173,11 +266,14 @@ def iou_loss(
     for image segmentation", ISVC, doi:10.1007/978-3-319-50835-1_22; Ma et al. 2021 eq. (10),
     doi:10.1016/j.media.2021.102035.
 
-    Defaults: as :func:`dice_loss` (``smooth=1e-5``, sample-wise, background included).
+    Defaults: as :func:`dice_loss` (``smooth=1e-5``, sample-wise, background included), and the
+    same ``smooth_nr`` / ``smooth_dr``, ``average``, ``soft_label`` (Wang & Blaschko 2023's
+    semimetric IoU) and ``include_background`` switches. ``reduction="none"``: ``(N, C_kept)``
+    (``(1, C_kept)`` with ``batch``; ``(N,)`` with ``average="micro"``).
 
-    Conventions of other libraries: MONAI ``DiceLoss(jaccard=True)`` computes
-    :math:`1 - (2tp + s)/(2(\sum p + \sum g - tp) + s)`; it equals this loss for ``smooth=0``
-    and differs by O(s) otherwise. segmentation_models_pytorch's ``JaccardLoss`` pools the batch
+    Conventions of other libraries: MONAI ``DiceLoss(jaccard=True, smooth_nr=a, smooth_dr=b)``
+    computes :math:`1 - (2tp + a)/(2(\sum p + \sum g - tp) + b)`, which is this loss with
+    ``smooth_nr=a/2, smooth_dr=b/2``. segmentation_models_pytorch's ``JaccardLoss`` pools the batch
     (``batch=True`` here) and drops classes absent from the batch.
 
     Empty ground truth: a class absent from the target scores ``s / (sum p + s)``: loss 0 when
@@ -192,10 +288,13 @@ def iou_loss(
     >>> round(float(iou_loss(probs, target, from_logits=False, smooth=0.0)), 4)  # 1 - 0.5/1.5
     0.6667
     """
-    _check_smooth(smooth)
-    st = soft_stats(prep, batch=batch)
-    score = (st.tp + smooth) / (st.sum_p + st.sum_g - st.tp + smooth).clamp_min(1e-12)
-    return reduce_region(1.0 - score, prep, include_background=include_background, class_weights=class_weights, reduction=reduction)
+    nr, dr = _smooths(smooth, smooth_nr, smooth_dr)
+    st, w = region_stats(
+        prep, batch=batch, soft_label=soft_label, include_background=include_background,
+        class_weights=class_weights, average=average,
+    )
+    score = overlap_ratio(st.tp + nr, st.sum_p + st.sum_g - st.tp + dr)
+    return reduce_loss(1.0 - score, reduction, w)
 
 
 # ----------------------------------------------------------------------------- Tversky family
@@ -212,9 +311,13 @@ def tversky_loss(
     alpha: float = 0.3,
     beta: float = 0.7,
     smooth: float = 1e-5,
+    smooth_nr: Optional[float] = None,
+    smooth_dr: Optional[float] = None,
     batch: bool = False,
     include_background: bool = True,
     class_weights: Weights = None,
+    average: str = "macro",
+    soft_label: bool = False,
     reduction: str = "mean",
 ) -> Tensor:
     r"""Tversky loss.
@@ -232,7 +335,11 @@ def tversky_loss(
     doi:10.1016/j.media.2021.102035.
 
     Defaults: ``alpha=0.3``, ``beta=0.7`` (Salehi et al.'s best setting: penalise false negatives
-    more, for small lesions), ``smooth=1e-5``.
+    more, for small lesions), ``smooth=1e-5``; ``smooth_nr`` / ``smooth_dr``, ``average``
+    (``"micro"``: kornia's ``tversky_loss``, classes pooled), ``soft_label`` (Wang & Blaschko
+    2023: with :math:`tp = (\sum p + \sum g - \sum|p - g|)/2`, zero exactly when p equals a soft
+    target) and ``include_background`` as :func:`dice_loss`. ``reduction="none"``:
+    ``(N, C_kept)`` (``(1, C_kept)`` with ``batch``; ``(N,)`` with ``average="micro"``).
 
     Conventions of other libraries: MONAI ``TverskyLoss(alpha=a, beta=b)`` uses the same roles
     (alpha on fp, beta on fn) but defaults to 0.5/0.5. Jadon 2020 (II-F) writes the index with a
@@ -251,12 +358,14 @@ def tversky_loss(
     >>> round(float(tversky_loss(probs, target, from_logits=False, smooth=0.0)), 4)  # 1 - 0.5/1.0
     0.5
     """
-    _check_smooth(smooth)
+    s = _smooths(smooth, smooth_nr, smooth_dr)
     _check_unit("alpha", alpha)
     _check_unit("beta", beta)
-    st = soft_stats(prep, batch=batch)
-    score = tversky_index_from_stats(st, alpha, beta, smooth)
-    return reduce_region(1.0 - score, prep, include_background=include_background, class_weights=class_weights, reduction=reduction)
+    st, w = region_stats(
+        prep, batch=batch, soft_label=soft_label, include_background=include_background,
+        class_weights=class_weights, average=average,
+    )
+    return reduce_loss(1.0 - tversky_index_from_stats(st, alpha, beta, s), reduction, w)
 
 
 @register_loss(
@@ -272,6 +381,8 @@ def focal_tversky_loss(
     beta: float = 0.7,
     gamma: float = 4.0 / 3.0,
     smooth: float = 1e-5,
+    smooth_nr: Optional[float] = None,
+    smooth_dr: Optional[float] = None,
     batch: bool = False,
     include_background: bool = True,
     class_weights: Weights = None,
@@ -291,7 +402,8 @@ def focal_tversky_loss(
     U-Net for lesion segmentation", ISBI, arXiv:1810.07842; Ma et al. 2021 eq. (16).
 
     Defaults: ``gamma=4/3`` (Abraham & Khan's value), ``alpha=0.3``, ``beta=0.7`` (their 0.7 on
-    false negatives, in this library's convention).
+    false negatives, in this library's convention); ``smooth_nr`` / ``smooth_dr`` default to
+    ``smooth``. ``reduction="none"``: ``(N, C_kept)`` (``(1, C_kept)`` with ``batch``).
 
     Numerics: for ``1/gamma < 1`` the slope of :math:`x^{1/\gamma}` is infinite at 0, so the base is
     clamped at 1e-12 (value at least ``1e-12^(1/gamma)`` ~ 1e-9, zero gradient below the clamp).
@@ -307,12 +419,12 @@ def focal_tversky_loss(
     >>> round(float(focal_tversky_loss(probs, target, from_logits=False, smooth=0.0, gamma=2.0)), 4)
     0.7071
     """
-    _check_smooth(smooth)
+    s = _smooths(smooth, smooth_nr, smooth_dr)
     _check_unit("alpha", alpha)
     _check_unit("beta", beta)
     check_positive("gamma", gamma)
     st = soft_stats(prep, batch=batch)
-    loss = _safe_pow(1.0 - tversky_index_from_stats(st, alpha, beta, smooth), 1.0 / gamma)
+    loss = _safe_pow(1.0 - tversky_index_from_stats(st, alpha, beta, s), 1.0 / gamma)
     return reduce_region(loss, prep, include_background=include_background, class_weights=class_weights, reduction=reduction)
 
 
@@ -328,6 +440,8 @@ def asym_loss(
     *,
     beta: float = 1.5,
     smooth: float = 1e-5,
+    smooth_nr: Optional[float] = None,
+    smooth_dr: Optional[float] = None,
     batch: bool = False,
     include_background: bool = True,
     class_weights: Weights = None,
@@ -345,7 +459,8 @@ def asym_loss(
     for highly-imbalanced medical image segmentation: application to multiple sclerosis lesion
     detection", IEEE Access 7, doi:10.1109/ACCESS.2018.2886371; Ma et al. 2021 eq. (17).
 
-    Defaults: ``beta=1.5``, recommended by Hashemi et al.
+    Defaults: ``beta=1.5``, recommended by Hashemi et al.; ``smooth_nr`` / ``smooth_dr`` default
+    to ``smooth``. ``reduction="none"``: ``(N, C_kept)`` (``(1, C_kept)`` with ``batch``).
 
     Empty ground truth: as :func:`tversky_loss`.
 
@@ -365,6 +480,8 @@ def asym_loss(
         alpha=1.0 / (1.0 + b2),
         beta=b2 / (1.0 + b2),
         smooth=smooth,
+        smooth_nr=smooth_nr,
+        smooth_dr=smooth_dr,
         batch=batch,
         include_background=include_background,
         class_weights=class_weights,
@@ -374,15 +491,19 @@ def asym_loss(
 
 # ----------------------------------------------------------------------------- generalized Dice
 
-def gdice_score(prep: Prepared, *, smooth: float, batch: bool, include_background: bool) -> Tensor:
+def gdice_score(
+    prep: Prepared, *, smooth: Smooth, batch: bool, include_background: bool, soft_label: bool = False
+) -> Tensor:
     r"""Generalized Dice score per sample ``(N,)`` (or ``(1,)`` with ``batch``).
 
     :math:`w_c = 1/(\sum_i g_{ic})^2`; a class whose weight is infinite (absent from the target of
     that sample, or of the batch with ``batch``) takes the largest finite weight of the row
     (MONAI's rule); a row where every class is absent gets weight 0 everywhere (score
-    ``s / s = 1``). The weights are constants (they depend on the target only).
+    ``s / s = 1``, and 0/0 = 1 when ``smooth_dr = 0``). The weights are constants (they depend on the
+    target only). ``smooth``: one number or ``(smooth_nr, smooth_dr)``.
     """
-    st = soft_stats(prep, batch=batch)
+    nr, dr = _nr_dr(smooth)
+    st = soft_stats(prep, batch=batch, soft_label=soft_label)
     tp = keep_classes(st.tp, prep, include_background)
     sp = keep_classes(st.sum_p, prep, include_background)
     sg = keep_classes(st.sum_g, prep, include_background).detach()
@@ -390,9 +511,9 @@ def gdice_score(prep: Prepared, *, smooth: float, batch: bool, include_backgroun
     infinite = torch.isinf(w)
     w = torch.where(infinite, torch.zeros_like(w), w)
     w = torch.where(infinite, w.amax(1, keepdim=True), w)
-    num = 2.0 * (w * tp).sum(1) + smooth
-    den = (w * (sp + sg)).sum(1) + smooth
-    return num / den.clamp_min(1e-30)
+    num = 2.0 * (w * tp).sum(1) + nr
+    den = (w * (sp + sg)).sum(1) + dr
+    return overlap_ratio(num, den)
 
 
 @register_loss(
@@ -407,8 +528,11 @@ def gdice_loss(
     prep: Prepared,
     *,
     smooth: float = 1e-5,
+    smooth_nr: Optional[float] = None,
+    smooth_dr: Optional[float] = None,
     batch: bool = False,
     include_background: bool = True,
+    soft_label: bool = False,
     reduction: str = "mean",
 ) -> Tensor:
     r"""Generalized Dice loss.
@@ -435,8 +559,9 @@ def gdice_loss(
     with no foreground at all (every weight infinite) gets weights 0: loss 0 and no gradient.
     Never inf or NaN.
 
-    Conventions of other libraries: MONAI ``GeneralizedDiceLoss(w_type="square")`` is identical
-    (``smooth_nr = smooth_dr = s``).
+    Conventions of other libraries: MONAI ``GeneralizedDiceLoss(w_type="square", smooth_nr=a,
+    smooth_dr=b, soft_label=l)`` is identical (``smooth_nr``, ``smooth_dr`` default to ``smooth``;
+    ``soft_label`` as in :func:`dice_loss`).
 
     Examples
     --------
@@ -447,8 +572,9 @@ def gdice_loss(
     >>> round(float(gdice_loss(probs, target, from_logits=False, smooth=0.0)), 4)
     0.25
     """
-    _check_smooth(smooth)
-    loss = 1.0 - gdice_score(prep, smooth=smooth, batch=batch, include_background=include_background)
+    s = _smooths(smooth, smooth_nr, smooth_dr)
+    gd = gdice_score(prep, smooth=s, batch=batch, include_background=include_background, soft_label=soft_label)
+    loss = 1.0 - gd
     return reduce_loss(loss, reduction)
 
 
@@ -465,6 +591,8 @@ def pgdice_loss(
     *,
     k: float = 2.5,
     smooth: float = 1e-5,
+    smooth_nr: Optional[float] = None,
+    smooth_dr: Optional[float] = None,
     batch: bool = False,
     include_background: bool = True,
     reduction: str = "mean",
@@ -486,7 +614,8 @@ def pgdice_loss(
     angiography using deep networks with a novel penalty loss function", MIDL;
     Ma et al. 2021 eq. (18), doi:10.1016/j.media.2021.102035.
 
-    Defaults: ``k=2.5`` (best in Su et al.), ``smooth=1e-5``.
+    Defaults: ``k=2.5`` (best in Su et al.), ``smooth=1e-5`` (``smooth_nr`` / ``smooth_dr``
+    default to it).
 
     Empty ground truth: as :func:`gdice_loss` (finite, MONAI's weight rule).
 
@@ -499,9 +628,9 @@ def pgdice_loss(
     >>> round(float(pgdice_loss(probs, target, from_logits=False, smooth=0.0, k=2.0)), 4)  # 1 - 0.75/1.5
     0.5
     """
-    _check_smooth(smooth)
+    s = _smooths(smooth, smooth_nr, smooth_dr)
     check_positive("k", k, allow_zero=True)
-    gd = gdice_score(prep, smooth=smooth, batch=batch, include_background=include_background)
+    gd = gdice_score(prep, smooth=s, batch=batch, include_background=include_background)
     loss = 1.0 - gd / (1.0 + k * (1.0 - gd))
     return reduce_loss(loss, reduction)
 
@@ -571,6 +700,8 @@ def ss_loss(
     Defaults: ``w=0.05`` (Brosch et al.: weighting specificity higher -- the background term --
     suits small lesions), ``smooth=1e-5`` (denominators only).
 
+    ``reduction="none"``: ``(N, C_kept)`` (``(1, C_kept)`` with ``batch``).
+
     Empty ground truth: an absent class has a zero sensitivity term; its loss is
     ``(1-w) * mean p^2`` over the sample, 0 when nothing is predicted.
 
@@ -603,6 +734,8 @@ def log_cosh_dice_loss(
     prep: Prepared,
     *,
     smooth: float = 1e-5,
+    smooth_nr: Optional[float] = None,
+    smooth_dr: Optional[float] = None,
     batch: bool = False,
     squared: bool = False,
     include_background: bool = True,
@@ -625,7 +758,8 @@ def log_cosh_dice_loss(
     Tversky), so that it reweights classes. Both agree for one sample and one class; to reproduce
     Jadon's code exactly, use ``torch.log(torch.cosh(dice_loss(...)))``.
 
-    Defaults: those of :func:`dice_loss`.
+    Defaults: those of :func:`dice_loss`. ``reduction="none"``: ``(N, C_kept)`` (``(1, C_kept)``
+    with ``batch``).
 
     Empty ground truth: as :func:`dice_loss`, then transformed.
 
@@ -638,8 +772,8 @@ def log_cosh_dice_loss(
     >>> round(float(log_cosh_dice_loss(probs, target, from_logits=False, smooth=0.0)), 6)  # log cosh 0.1
     0.004992
     """
-    _check_smooth(smooth)
+    s = _smooths(smooth, smooth_nr, smooth_dr)
     st = soft_stats(prep, batch=batch, squared=squared)
-    x = 1.0 - dice_score_from_stats(st, smooth)
+    x = 1.0 - dice_score_from_stats(st, s)
     loss = torch.log(torch.cosh(x))
     return reduce_region(loss, prep, include_background=include_background, class_weights=class_weights, reduction=reduction)

@@ -33,7 +33,8 @@ class AsymmetricSimilarityLoss(SegLoss, registered_as='asym'):
     for highly-imbalanced medical image segmentation: application to multiple sclerosis lesion
     detection", IEEE Access 7, doi:10.1109/ACCESS.2018.2886371; Ma et al. 2021 eq. (17).
 
-    Defaults: ``beta=1.5``, recommended by Hashemi et al.
+    Defaults: ``beta=1.5``, recommended by Hashemi et al.; ``smooth_nr`` / ``smooth_dr`` default
+    to ``smooth``. ``reduction="none"``: ``(N, C_kept)`` (``(1, C_kept)`` with ``batch``).
 
     Empty ground truth: as :func:`tversky_loss`.
 
@@ -46,6 +47,8 @@ class AsymmetricSimilarityLoss(SegLoss, registered_as='asym'):
         *,
         beta=1.5,
         smooth=1e-05,
+        smooth_nr=None,
+        smooth_dr=None,
         batch=False,
         include_background=True,
         class_weights=None,
@@ -57,6 +60,8 @@ class AsymmetricSimilarityLoss(SegLoss, registered_as='asym'):
         super().__init__(
             beta=beta,
             smooth=smooth,
+            smooth_nr=smooth_nr,
+            smooth_dr=smooth_dr,
             batch=batch,
             include_background=include_background,
             class_weights=class_weights,
@@ -83,6 +88,9 @@ class BalancedCELoss(SegLoss, registered_as='balanced_ce'):
     mean, as in the binary formula).
 
     Reference: Xie & Tu, "Holistically-nested edge detection", ICCV 2015, arXiv:1504.06375.
+
+    ``reduction="none"``: the weighted elements, ``(N, *spatial)`` multiclass,
+    ``(N, C, *spatial)`` binary / multilabel (ignored voxels hold 0).
 
     No hyper-parameter. Empty ground truth: beta = 1, so only the (empty) positive term is
     weighted and the loss is 0: an image without foreground gives no gradient. Use it with a
@@ -129,8 +137,10 @@ class BoundaryLoss(SegLoss, registered_as='boundary'):
     Medical Image Analysis 67 (2021) 101851, doi:10.1016/j.media.2020.101851; Ma et al. 2021
     eq. (20), doi:10.1016/j.media.2021.102035.
 
-    Defaults: ``include_background=False`` (Kervadec supervises the foreground classes only;
-    the background's map would mirror them), ``spacing=None`` (voxel units; the ``- 1`` stays in
+    Defaults: ``include_background=None``: channel 0 dropped when C > 1 (Kervadec supervises the
+    foreground classes only; the background's map would mirror them), the single channel kept in
+    binary mode (see the module docstring). ``reduction="none"``: ``(N, C_kept, *spatial)``.
+    ``spacing=None`` (voxel units; the ``- 1`` stays in
     voxel units whatever the spacing, as in Kervadec's code).
 
     Empty ground truth: a class absent from a sample (or filling it) has an all-zero map and
@@ -144,7 +154,7 @@ class BoundaryLoss(SegLoss, registered_as='boundary'):
     def __init__(
         self,
         *,
-        include_background=False,
+        include_background=None,
         spacing=None,
         reduction='mean',
         mode=None,
@@ -174,9 +184,18 @@ class CELoss(SegLoss, registered_as='ce'):
     Multilabel: BCE per channel, averaged over channels and voxels; ``class_weights`` holds one
     weight per channel. Soft targets give ``-sum_c g_c log p_c``.
 
+    ``label_smoothing=e`` (Szegedy et al. 2016, arXiv:1512.00567) replaces the target by
+    ``(1 - e) g + e / C`` in multiclass mode -- PyTorch's ``F.cross_entropy(label_smoothing=e)``,
+    class weights and ``ignore_index`` included, and smp's ``SoftCrossEntropyLoss(smooth_factor=e)``
+    -- and by ``(1 - e) g + e (1 - g)`` in binary / multilabel mode (smp's
+    ``SoftBCEWithLogitsLoss(smooth_factor=e)``).
+
+    ``reduction="none"``: ``(N, *spatial)`` multiclass, ``(N, C, *spatial)`` binary / multilabel
+    (weighted by the voxel's class weight; ignored voxels hold 0).
+
     Reference: Ma et al. 2021, eq. (1), doi:10.1016/j.media.2021.102035.
 
-    Defaults: unweighted (``class_weights=None``), as in Ma et al.'s CE baseline.
+    Defaults: unweighted (``class_weights=None``), as in Ma et al.'s CE baseline; no smoothing.
     Empty ground truth: well defined (every voxel has a class); a batch where every voxel is
     ``ignore_index`` gives 0 with zero gradient.
 
@@ -188,6 +207,7 @@ class CELoss(SegLoss, registered_as='ce'):
         self,
         *,
         class_weights=None,
+        label_smoothing=0.0,
         reduction='mean',
         mode=None,
         from_logits=True,
@@ -195,6 +215,7 @@ class CELoss(SegLoss, registered_as='ce'):
     ):
         super().__init__(
             class_weights=class_weights,
+            label_smoothing=label_smoothing,
             reduction=reduction,
             mode=mode,
             from_logits=from_logits,
@@ -305,6 +326,8 @@ class ComboLoss(SegLoss, registered_as='combo'):
     ``1 - Dice`` so the loss is >= 0 and 0 for a perfect prediction. ``log(1 - p)`` is computed
     stably (:func:`log1m_probs`); the reference clips p to ``[eps, 1 - eps]`` instead.
 
+    ``reduction="none"``: one value per sample ``(N,)`` (``(1,)`` with ``batch``).
+
     Empty ground truth: the cross-entropy half is well defined; the Dice half is as in
     ``dice_loss`` (0 for an absent class predicted absent). An all-ignored sample gives 0.
 
@@ -355,13 +378,26 @@ class DiceLoss(SegLoss, registered_as='dice'):
     Defaults: ``smooth=1e-5`` (small, so the loss is the Dice of the soft prediction and an
     absent class predicted absent scores 1), ``batch=False`` (sample Dice, Ma et al.'s default),
     ``squared=False`` (best on average in Ma et al. Table 4), ``include_background=True``
-    (MONAI's default; nnU-Net uses ``False`` with ``batch=True``).
+    (MONAI's default; nnU-Net uses ``False`` with ``batch=True``). ``smooth_nr`` /
+    ``smooth_dr`` (default: ``smooth``) set the numerator's and denominator's terms separately.
+    ``average="micro"`` pools the kept classes into one Dice per sample (kornia's default);
+    ``soft_label=True`` gives the semimetric Dice of Wang & Blaschko 2023 (arXiv:2303.16296):
+    :math:`\sum p g` is replaced by :math:`(\sum p + \sum g - \sum |p - g|)/2`, the same on 0/1
+    targets, and the loss is 0 exactly when ``p`` equals a soft target (MONAI ``soft_label``).
+    ``include_background=False`` drops channel 0 in multiclass and multilabel mode (an error in
+    binary mode).
 
-    Conventions of other libraries: MONAI ``DiceLoss(smooth_nr=s, smooth_dr=s, batch=b,
-    squared_pred=q)`` computes the same; segmentation_models_pytorch's ``DiceLoss`` pools the
-    batch (``batch=True`` here) and drops classes absent from the batch.
+    ``reduction="none"``: ``(N, C_kept)`` (``(1, C_kept)`` with ``batch``); ``(N,)`` with
+    ``average="micro"``.
 
-    Empty ground truth: see the module docstring (loss 0 if nothing predicted, about 1 otherwise).
+    Conventions of other libraries: MONAI ``DiceLoss(smooth_nr=a, smooth_dr=b, batch=b,
+    squared_pred=q, soft_label=l)`` computes the same; segmentation_models_pytorch's ``DiceLoss``
+    pools the batch (``batch=True``, ``smooth=0`` here) and drops classes absent from the batch;
+    kornia's ``dice_loss`` is ``average="micro", smooth_nr=0, smooth_dr=eps``. See
+    ``docs/coming_from_monai_smp_kornia.md``.
+
+    Empty ground truth: see the module docstring (loss 0 if nothing predicted, about 1
+    otherwise; with ``smooth_dr=0`` an empty class predicted empty is 0/0, scored as perfect).
 
     Examples: see :func:`seglosses.functional.dice_loss`;
     ``DiceLoss(**options)(logits, target)`` equals ``dice_loss(logits, target, **options)``.
@@ -371,10 +407,14 @@ class DiceLoss(SegLoss, registered_as='dice'):
         self,
         *,
         smooth=1e-05,
+        smooth_nr=None,
+        smooth_dr=None,
         batch=False,
         squared=False,
         include_background=True,
         class_weights=None,
+        average='macro',
+        soft_label=False,
         reduction='mean',
         mode=None,
         from_logits=True,
@@ -382,10 +422,14 @@ class DiceLoss(SegLoss, registered_as='dice'):
     ):
         super().__init__(
             smooth=smooth,
+            smooth_nr=smooth_nr,
+            smooth_dr=smooth_dr,
             batch=batch,
             squared=squared,
             include_background=include_background,
             class_weights=class_weights,
+            average=average,
+            soft_label=soft_label,
             reduction=reduction,
             mode=mode,
             from_logits=from_logits,
@@ -409,6 +453,8 @@ class DistancePenalizedCELoss(SegLoss, registered_as='dpce'):
     The ``1 +`` keeps the plain cross entropy as a floor, so the weighting never vanishes.
 
     ``distance_map``: the precomputed ``penalty_map`` ``(N, C, *spatial)`` (same ``spacing``).
+    ``reduction="none"``: the weighted per-voxel elements, ``(N, *spatial)`` multiclass,
+    ``(N, C, *spatial)`` binary / multilabel (ignored voxels hold 0).
 
     Reference: Caliva et al., "Distance map loss penalty term for semantic segmentation", MIDL
     2019, arXiv:1908.03679; Ma et al. 2021 eq. (6), doi:10.1016/j.media.2021.102035.
@@ -468,6 +514,8 @@ class ExpLogLoss(SegLoss, registered_as='ell'):
     voxel), so below ``x = 1e-6`` the power is replaced by its chord (continuous, 0 at 0, slope
     at most ``1e-6^(gamma - 1)``): finite gradients, values exact above 1e-6.
 
+    ``reduction="none"``: one value per sample ``(N,)`` (``(1,)`` with ``batch``).
+
     Empty ground truth: an absent class has ``Dice = s / (sum p + s)`` (1 when nothing is
     predicted); its label weight is never used by the cross term. An all-ignored sample gives 0.
 
@@ -519,14 +567,28 @@ class FocalLoss(SegLoss, registered_as='focal'):
 
     ``alpha``: ``None`` (no weighting); a sequence of one weight per class (multiclass) or per
     channel (multilabel); in binary / multilabel mode a float is the foreground weight and
-    ``1 - alpha`` the background weight (Lin et al.'s alpha_t).
+    ``1 - alpha`` the background weight (Lin et al.'s alpha_t). In multiclass mode a float needs
+    ``alpha_foreground=True``: class 0 then gets ``1 - alpha`` and every other class ``alpha``
+    (MONAI's ``FocalLoss(use_softmax=True, alpha=a)``). ``alpha`` multiplies the elements (the
+    mean still divides by the number of elements, as in Lin et al.).
+
+    ``class_weights``: one weight per class (multiclass; binary: ``[negative, positive]``) or per
+    channel (multilabel), a *weighted mean* ``sum w v / sum w`` like ``ce`` (so only their ratios
+    matter; smp's ``FocalLoss(class_weights=...)``). ``include_background=False`` drops the
+    background: channel 0 in multilabel mode (MONAI's ``FocalLoss(include_background=False)``;
+    an error in binary mode), the voxels of class 0 in multiclass mode (class weight 0).
+
+    ``reduction="none"``: ``(N, *spatial)`` multiclass, ``(N, C_kept, *spatial)`` binary /
+    multilabel, weighted by ``class_weights`` where given.
 
     Reference: Lin et al. 2017, "Focal loss for dense object detection", arXiv:1708.02002;
     Ma et al. 2021 eq. (5).
 
     Defaults: ``gamma=2`` (best in Lin et al.), ``alpha=None`` (Ma et al. eq. 5 has no alpha).
     Convention difference: MONAI's ``FocalLoss(use_softmax=True)`` averages over classes too, so
-    its value is ours divided by C; ours is a mean over voxels, like ``ce``.
+    its value is ours divided by C; ours is a mean over voxels, like ``ce``. MONAI's default
+    ``FocalLoss()`` (sigmoid per channel) is ``focal`` in multilabel mode, and smp's
+    ``FocalLoss(mode="multiclass")`` (sigmoid, one class against the rest) is ``sigmoid_focal``.
 
     Empty ground truth: well defined; an all-ignored batch gives 0 with zero gradient.
 
@@ -539,6 +601,9 @@ class FocalLoss(SegLoss, registered_as='focal'):
         *,
         gamma=2.0,
         alpha=None,
+        alpha_foreground=False,
+        include_background=True,
+        class_weights=None,
         reduction='mean',
         mode=None,
         from_logits=True,
@@ -547,6 +612,9 @@ class FocalLoss(SegLoss, registered_as='focal'):
         super().__init__(
             gamma=gamma,
             alpha=alpha,
+            alpha_foreground=alpha_foreground,
+            include_background=include_background,
+            class_weights=class_weights,
             reduction=reduction,
             mode=mode,
             from_logits=from_logits,
@@ -571,7 +639,8 @@ class FocalTverskyLoss(SegLoss, registered_as='focal_tversky'):
     U-Net for lesion segmentation", ISBI, arXiv:1810.07842; Ma et al. 2021 eq. (16).
 
     Defaults: ``gamma=4/3`` (Abraham & Khan's value), ``alpha=0.3``, ``beta=0.7`` (their 0.7 on
-    false negatives, in this library's convention).
+    false negatives, in this library's convention); ``smooth_nr`` / ``smooth_dr`` default to
+    ``smooth``. ``reduction="none"``: ``(N, C_kept)`` (``(1, C_kept)`` with ``batch``).
 
     Numerics: for ``1/gamma < 1`` the slope of :math:`x^{1/\gamma}` is infinite at 0, so the base is
     clamped at 1e-12 (value at least ``1e-12^(1/gamma)`` ~ 1e-9, zero gradient below the clamp).
@@ -589,6 +658,8 @@ class FocalTverskyLoss(SegLoss, registered_as='focal_tversky'):
         beta=0.7,
         gamma=1.3333333333333333,
         smooth=1e-05,
+        smooth_nr=None,
+        smooth_dr=None,
         batch=False,
         include_background=True,
         class_weights=None,
@@ -602,6 +673,8 @@ class FocalTverskyLoss(SegLoss, registered_as='focal_tversky'):
             beta=beta,
             gamma=gamma,
             smooth=smooth,
+            smooth_nr=smooth_nr,
+            smooth_dr=smooth_dr,
             batch=batch,
             include_background=include_background,
             class_weights=class_weights,
@@ -639,8 +712,9 @@ class GeneralizedDiceLoss(SegLoss, registered_as='gdice'):
     with no foreground at all (every weight infinite) gets weights 0: loss 0 and no gradient.
     Never inf or NaN.
 
-    Conventions of other libraries: MONAI ``GeneralizedDiceLoss(w_type="square")`` is identical
-    (``smooth_nr = smooth_dr = s``).
+    Conventions of other libraries: MONAI ``GeneralizedDiceLoss(w_type="square", smooth_nr=a,
+    smooth_dr=b, soft_label=l)`` is identical (``smooth_nr``, ``smooth_dr`` default to ``smooth``;
+    ``soft_label`` as in :func:`dice_loss`).
 
     Examples: see :func:`seglosses.functional.gdice_loss`;
     ``GeneralizedDiceLoss(**options)(logits, target)`` equals ``gdice_loss(logits, target, **options)``.
@@ -650,8 +724,11 @@ class GeneralizedDiceLoss(SegLoss, registered_as='gdice'):
         self,
         *,
         smooth=1e-05,
+        smooth_nr=None,
+        smooth_dr=None,
         batch=False,
         include_background=True,
+        soft_label=False,
         reduction='mean',
         mode=None,
         from_logits=True,
@@ -659,8 +736,11 @@ class GeneralizedDiceLoss(SegLoss, registered_as='gdice'):
     ):
         super().__init__(
             smooth=smooth,
+            smooth_nr=smooth_nr,
+            smooth_dr=smooth_dr,
             batch=batch,
             include_background=include_background,
+            soft_label=soft_label,
             reduction=reduction,
             mode=mode,
             from_logits=from_logits,
@@ -683,9 +763,18 @@ class HausdorffLoss(SegLoss, registered_as='hausdorff'):
     or full mask contributes a zero field. g is the target as given (one-hot of a label map, or
     the float target: soft targets enter ``(p - g)^2`` unthresholded, as in MONAI).
 
-    Equals MONAI's ``HausdorffDTLoss(alpha, include_background, softmax=True, to_onehot_y=True)``
-    (multiclass, label map) or ``HausdorffDTLoss(alpha, sigmoid=True)`` (binary / multilabel)
-    with ``reduction="mean"`` (tested). Differences: spacing-aware; ``ignore_index``; 1D inputs.
+    Equals MONAI's ``HausdorffDTLoss(alpha, softmax=True, to_onehot_y=True)`` (multiclass, label
+    map) and ``HausdorffDTLoss(alpha, sigmoid=True)`` (binary, and multilabel with
+    ``mode="multilabel"``) with MONAI's default ``include_background=False``, which drops channel
+    0 whenever C > 1 -- sigmoid or softmax -- and is ignored with one channel; ``include_background``
+    ``None`` (default) here does the same, and ``True`` is MONAI's ``include_background=True``
+    (tested in ``tests/test_migration.py``). Differences: spacing-aware; ``ignore_index``; 1D inputs.
+
+    ``spatial_mean=True`` averages over the voxels first, per (sample, kept class), so that
+    ``reduction`` acts on ``(N, C_kept)`` values: MONAI's convention (its ``"none"`` returns one
+    value per (sample, class), its ``"sum"`` sums them). ``"mean"`` is the same either way (without
+    ignored voxels). ``reduction="none"``: ``(N, C_kept, *spatial)``, or ``(N, C_kept)`` with
+    ``spatial_mean``.
 
     ``distance_map``: the precomputed ``unsigned_distance_map`` of the target ``(N, C, *spatial)``.
 
@@ -693,8 +782,9 @@ class HausdorffLoss(SegLoss, registered_as='hausdorff'):
     with convolutional neural networks", IEEE TMI 39(2):499-513, 2020,
     doi:10.1109/TMI.2019.2930068; Ma et al. 2021 eq. (21), doi:10.1016/j.media.2021.102035.
 
-    Defaults: ``alpha=2`` (Karimi & Salcudean; Ma et al. eq. 21), ``include_background=False``
-    (MONAI's default), ``spacing=None`` (voxel units).
+    Defaults: ``alpha=2`` (Karimi & Salcudean; Ma et al. eq. 21), ``include_background=None``
+    (MONAI's default ``False``: channel 0 dropped when C > 1), ``spatial_mean=False`` (one mean
+    over every element), ``spacing=None`` (voxel units).
 
     No gradient flows through the distance maps (they are computed under ``no_grad`` from
     detached tensors), so the loss works when its input requires grad -- the published code that
@@ -709,8 +799,9 @@ class HausdorffLoss(SegLoss, registered_as='hausdorff'):
         self,
         *,
         alpha=2.0,
-        include_background=False,
+        include_background=None,
         spacing=None,
+        spatial_mean=False,
         reduction='mean',
         mode=None,
         from_logits=True,
@@ -720,6 +811,7 @@ class HausdorffLoss(SegLoss, registered_as='hausdorff'):
             alpha=alpha,
             include_background=include_background,
             spacing=spacing,
+            spatial_mean=spatial_mean,
             reduction=reduction,
             mode=mode,
             from_logits=from_logits,
@@ -741,11 +833,14 @@ class IoULoss(SegLoss, registered_as='iou'):
     for image segmentation", ISVC, doi:10.1007/978-3-319-50835-1_22; Ma et al. 2021 eq. (10),
     doi:10.1016/j.media.2021.102035.
 
-    Defaults: as :func:`dice_loss` (``smooth=1e-5``, sample-wise, background included).
+    Defaults: as :func:`dice_loss` (``smooth=1e-5``, sample-wise, background included), and the
+    same ``smooth_nr`` / ``smooth_dr``, ``average``, ``soft_label`` (Wang & Blaschko 2023's
+    semimetric IoU) and ``include_background`` switches. ``reduction="none"``: ``(N, C_kept)``
+    (``(1, C_kept)`` with ``batch``; ``(N,)`` with ``average="micro"``).
 
-    Conventions of other libraries: MONAI ``DiceLoss(jaccard=True)`` computes
-    :math:`1 - (2tp + s)/(2(\sum p + \sum g - tp) + s)`; it equals this loss for ``smooth=0``
-    and differs by O(s) otherwise. segmentation_models_pytorch's ``JaccardLoss`` pools the batch
+    Conventions of other libraries: MONAI ``DiceLoss(jaccard=True, smooth_nr=a, smooth_dr=b)``
+    computes :math:`1 - (2tp + a)/(2(\sum p + \sum g - tp) + b)`, which is this loss with
+    ``smooth_nr=a/2, smooth_dr=b/2``. segmentation_models_pytorch's ``JaccardLoss`` pools the batch
     (``batch=True`` here) and drops classes absent from the batch.
 
     Empty ground truth: a class absent from the target scores ``s / (sum p + s)``: loss 0 when
@@ -759,9 +854,13 @@ class IoULoss(SegLoss, registered_as='iou'):
         self,
         *,
         smooth=1e-05,
+        smooth_nr=None,
+        smooth_dr=None,
         batch=False,
         include_background=True,
         class_weights=None,
+        average='macro',
+        soft_label=False,
         reduction='mean',
         mode=None,
         from_logits=True,
@@ -769,9 +868,13 @@ class IoULoss(SegLoss, registered_as='iou'):
     ):
         super().__init__(
             smooth=smooth,
+            smooth_nr=smooth_nr,
+            smooth_dr=smooth_dr,
             batch=batch,
             include_background=include_background,
             class_weights=class_weights,
+            average=average,
+            soft_label=soft_label,
             reduction=reduction,
             mode=mode,
             from_logits=from_logits,
@@ -798,7 +901,8 @@ class LogCoshDiceLoss(SegLoss, registered_as='log_cosh_dice'):
     Tversky), so that it reweights classes. Both agree for one sample and one class; to reproduce
     Jadon's code exactly, use ``torch.log(torch.cosh(dice_loss(...)))``.
 
-    Defaults: those of :func:`dice_loss`.
+    Defaults: those of :func:`dice_loss`. ``reduction="none"``: ``(N, C_kept)`` (``(1, C_kept)``
+    with ``batch``).
 
     Empty ground truth: as :func:`dice_loss`, then transformed.
 
@@ -810,6 +914,8 @@ class LogCoshDiceLoss(SegLoss, registered_as='log_cosh_dice'):
         self,
         *,
         smooth=1e-05,
+        smooth_nr=None,
+        smooth_dr=None,
         batch=False,
         squared=False,
         include_background=True,
@@ -821,10 +927,57 @@ class LogCoshDiceLoss(SegLoss, registered_as='log_cosh_dice'):
     ):
         super().__init__(
             smooth=smooth,
+            smooth_nr=smooth_nr,
+            smooth_dr=smooth_dr,
             batch=batch,
             squared=squared,
             include_background=include_background,
             class_weights=class_weights,
+            reduction=reduction,
+            mode=mode,
+            from_logits=from_logits,
+            ignore_index=ignore_index,
+        )
+
+
+class LogHausdorffLoss(SegLoss, registered_as='log_hausdorff'):
+    r"""Module form of :func:`seglosses.functional.log_hausdorff_loss` (registered as ``'log_hausdorff'``).
+
+    Log Hausdorff distance loss: :math:`\log(1 + L_{HD})`.
+
+    :math:`L_{HD}` is :func:`hausdorff_loss` with the same arguments, reduced first (MONAI's
+    ``LogHausdorffDTLoss``, which applies ``log(1 + x)`` to the reduced value; with
+    ``reduction="none"`` it is applied per element, ``(N, C_kept, *spatial)``, or per (sample,
+    class) with ``spatial_mean=True``, ``(N, C_kept)``). The logarithm compresses the large
+    values the squared distances give early in training.
+
+    Reference: Karimi & Salcudean, IEEE TMI 39(2):499-513, 2020, doi:10.1109/TMI.2019.2930068
+    (the loss); MONAI ``LogHausdorffDTLoss`` (the log form).
+
+    Defaults: those of :func:`hausdorff_loss`. Empty ground truth: as :func:`hausdorff_loss`
+    (finite; ``log(1 + 0) = 0`` for a perfect prediction).
+
+    Examples: see :func:`seglosses.functional.log_hausdorff_loss`;
+    ``LogHausdorffLoss(**options)(logits, target)`` equals ``log_hausdorff_loss(logits, target, **options)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        alpha=2.0,
+        include_background=None,
+        spacing=None,
+        spatial_mean=False,
+        reduction='mean',
+        mode=None,
+        from_logits=True,
+        ignore_index=None,
+    ):
+        super().__init__(
+            alpha=alpha,
+            include_background=include_background,
+            spacing=spacing,
+            spatial_mean=spatial_mean,
             reduction=reduction,
             mode=mode,
             from_logits=from_logits,
@@ -859,7 +1012,7 @@ class LovaszLoss(SegLoss, registered_as='lovasz'):
     default, so a class absent from the target does not count), ``per_image=False``.
     ``"all"`` averages every class; an absent class then contributes its largest error
     (:math:`\Delta_J` jumps to 1 at the first false positive). ``include_background=False``
-    drops class 0 (multiclass); ``class_weights``: weighted mean over classes.
+    drops channel 0 (multiclass and multilabel; an error in binary mode); ``class_weights``: weighted mean over classes.
 
     Conventions of other libraries: kornia's ``lovasz_softmax_loss`` is this loss with
     ``per_image=True, classes="all"`` (and multiplies, not normalises, by its ``weight``);
@@ -918,7 +1071,8 @@ class PenaltyGeneralizedDiceLoss(SegLoss, registered_as='pgdice'):
     angiography using deep networks with a novel penalty loss function", MIDL;
     Ma et al. 2021 eq. (18), doi:10.1016/j.media.2021.102035.
 
-    Defaults: ``k=2.5`` (best in Su et al.), ``smooth=1e-5``.
+    Defaults: ``k=2.5`` (best in Su et al.), ``smooth=1e-5`` (``smooth_nr`` / ``smooth_dr``
+    default to it).
 
     Empty ground truth: as :func:`gdice_loss` (finite, MONAI's weight rule).
 
@@ -931,6 +1085,8 @@ class PenaltyGeneralizedDiceLoss(SegLoss, registered_as='pgdice'):
         *,
         k=2.5,
         smooth=1e-05,
+        smooth_nr=None,
+        smooth_dr=None,
         batch=False,
         include_background=True,
         reduction='mean',
@@ -941,6 +1097,8 @@ class PenaltyGeneralizedDiceLoss(SegLoss, registered_as='pgdice'):
         super().__init__(
             k=k,
             smooth=smooth,
+            smooth_nr=smooth_nr,
+            smooth_dr=smooth_dr,
             batch=batch,
             include_background=include_background,
             reduction=reduction,
@@ -976,6 +1134,8 @@ class ShapeAwareLoss(SegLoss, registered_as='shape_aware'):
     the units of ``spacing``.
 
     ``distance_map``: the precomputed ``boundary_distance_map`` of the target ``(N, C, *spatial)``.
+    ``reduction="none"``: the weighted per-voxel elements, ``(N, *spatial)`` multiclass,
+    ``(N, C, *spatial)`` binary / multilabel (ignored voxels hold 0).
 
     Reference: Hayder, He & Salzmann, "Boundary-aware instance segmentation" (shape-aware loss),
     CVPR 2017, arXiv:1612.03129; Jadon 2020 sec. II-I, doi:10.1109/CIBCB48159.2020.9277638.
@@ -1006,6 +1166,57 @@ class ShapeAwareLoss(SegLoss, registered_as='shape_aware'):
         )
 
 
+class SigmoidFocalLoss(SegLoss, registered_as='sigmoid_focal'):
+    r"""Module form of :func:`seglosses.functional.sigmoid_focal_loss` (registered as ``'sigmoid_focal'``).
+
+    One-vs-rest sigmoid focal loss.
+
+    .. math:: L = -\mathrm{mean}_{i, c}\, \alpha_t (1 - p_{t,ic})^\gamma \log p_{t,ic},
+              \quad p_{ic} = \sigma(z_{ic})
+
+    Each class is a binary problem against the rest: a sigmoid per channel on the logits, the
+    target of channel c is ``[label == c]`` (a multiclass label map or one-hot target becomes one
+    binary channel per class), and :func:`focal_loss` is applied in multilabel mode. This is the
+    sigmoid focal loss of Lin et al. (their detector's form) and segmentation_models_pytorch's
+    ``FocalLoss(mode="multiclass")`` (its ``alpha`` and ``class_weights`` included); in binary and
+    multilabel mode it equals ``focal``.
+
+    Reference: Lin et al. 2017, "Focal loss for dense object detection", arXiv:1708.02002.
+
+    Defaults: ``gamma=2`` (Lin et al.), ``alpha=None``, ``include_background=True`` (smp's
+    convention; ``False`` drops channel 0). ``class_weights``: weighted mean over the channels.
+    ``reduction="none"``: ``(N, C_kept, *spatial)``.
+
+    Empty ground truth: well defined (every channel is a binary problem on every voxel).
+
+    Examples: see :func:`seglosses.functional.sigmoid_focal_loss`;
+    ``SigmoidFocalLoss(**options)(logits, target)`` equals ``sigmoid_focal_loss(logits, target, **options)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        gamma=2.0,
+        alpha=None,
+        include_background=True,
+        class_weights=None,
+        reduction='mean',
+        mode=None,
+        from_logits=True,
+        ignore_index=None,
+    ):
+        super().__init__(
+            gamma=gamma,
+            alpha=alpha,
+            include_background=include_background,
+            class_weights=class_weights,
+            reduction=reduction,
+            mode=mode,
+            from_logits=from_logits,
+            ignore_index=ignore_index,
+        )
+
+
 class SensitivitySpecificityLoss(SegLoss, registered_as='ss'):
     r"""Module form of :func:`seglosses.functional.ss_loss` (registered as ``'ss'``).
 
@@ -1027,6 +1238,8 @@ class SensitivitySpecificityLoss(SegLoss, registered_as='ss'):
 
     Defaults: ``w=0.05`` (Brosch et al.: weighting specificity higher -- the background term --
     suits small lesions), ``smooth=1e-5`` (denominators only).
+
+    ``reduction="none"``: ``(N, C_kept)`` (``(1, C_kept)`` with ``batch``).
 
     Empty ground truth: an absent class has a zero sensitivity term; its loss is
     ``(1-w) * mean p^2`` over the sample, 0 when nothing is predicted.
@@ -1122,6 +1335,8 @@ class TopKThresholdLoss(SegLoss, registered_as='topk_threshold'):
 
     Defaults: ``threshold=0.5``, the middle of the range Ma et al. compared.
     When no voxel qualifies (every voxel already confident), the loss is 0 with zero gradient.
+    ``reduction="none"``: the per-voxel CE times the selection mask, ``(N, *spatial)`` multiclass,
+    ``(N, C, *spatial)`` binary / multilabel.
 
     Examples: see :func:`seglosses.functional.topk_threshold_loss`;
     ``TopKThresholdLoss(**options)(logits, target)`` equals ``topk_threshold_loss(logits, target, **options)``.
@@ -1163,7 +1378,11 @@ class TverskyLoss(SegLoss, registered_as='tversky'):
     doi:10.1016/j.media.2021.102035.
 
     Defaults: ``alpha=0.3``, ``beta=0.7`` (Salehi et al.'s best setting: penalise false negatives
-    more, for small lesions), ``smooth=1e-5``.
+    more, for small lesions), ``smooth=1e-5``; ``smooth_nr`` / ``smooth_dr``, ``average``
+    (``"micro"``: kornia's ``tversky_loss``, classes pooled), ``soft_label`` (Wang & Blaschko
+    2023: with :math:`tp = (\sum p + \sum g - \sum|p - g|)/2`, zero exactly when p equals a soft
+    target) and ``include_background`` as :func:`dice_loss`. ``reduction="none"``:
+    ``(N, C_kept)`` (``(1, C_kept)`` with ``batch``; ``(N,)`` with ``average="micro"``).
 
     Conventions of other libraries: MONAI ``TverskyLoss(alpha=a, beta=b)`` uses the same roles
     (alpha on fp, beta on fn) but defaults to 0.5/0.5. Jadon 2020 (II-F) writes the index with a
@@ -1183,9 +1402,13 @@ class TverskyLoss(SegLoss, registered_as='tversky'):
         alpha=0.3,
         beta=0.7,
         smooth=1e-05,
+        smooth_nr=None,
+        smooth_dr=None,
         batch=False,
         include_background=True,
         class_weights=None,
+        average='macro',
+        soft_label=False,
         reduction='mean',
         mode=None,
         from_logits=True,
@@ -1195,9 +1418,13 @@ class TverskyLoss(SegLoss, registered_as='tversky'):
             alpha=alpha,
             beta=beta,
             smooth=smooth,
+            smooth_nr=smooth_nr,
+            smooth_dr=smooth_dr,
             batch=batch,
             include_background=include_background,
             class_weights=class_weights,
+            average=average,
+            soft_label=soft_label,
             reduction=reduction,
             mode=mode,
             from_logits=from_logits,
@@ -1219,6 +1446,9 @@ class WeightedCELoss(SegLoss, registered_as='wce'):
     convention) divides by :math:`\sum_i w_{g_i}`.
 
     Reference: Ma et al. 2021, eq. (2), doi:10.1016/j.media.2021.102035.
+
+    ``reduction="none"``: the per-voxel elements times their class weight, ``(N, *spatial)`` multiclass,
+    ``(N, C, *spatial)`` binary / multilabel (ignored voxels hold 0).
 
     Empty ground truth: absent classes get weight 0 (they have no voxels); a batch of one class
     reduces to plain CE.
@@ -1259,6 +1489,8 @@ class WeightedBCELoss(SegLoss, registered_as='weighted_bce'):
     weighting use ``wce``).
 
     Reference: Jadon 2020, sec. II-B, doi:10.1109/CIBCB48159.2020.9277638.
+
+    ``reduction="none"``: the elements ``(N, C, *spatial)`` (ignored voxels hold 0).
 
     Empty ground truth: with ``beta=None`` and no positive voxel, beta is taken as 1 (plain BCE).
 
@@ -1322,10 +1554,12 @@ __all__ = [
     'HausdorffLoss',
     'IoULoss',
     'LogCoshDiceLoss',
+    'LogHausdorffLoss',
     'LovaszLoss',
     'PenaltyGeneralizedDiceLoss',
     'SensitivitySpecificityLoss',
     'ShapeAwareLoss',
+    'SigmoidFocalLoss',
     'TopKLoss',
     'TopKThresholdLoss',
     'TverskyLoss',
