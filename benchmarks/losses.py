@@ -22,6 +22,7 @@ Usage::
     python benchmarks/losses.py                       # every loss without a distance map, both shapes
     python benchmarks/losses.py --losses 'dice*' focal --repeats 7 --csv results.csv
     python benchmarks/losses.py --shapes 2d --no-memory
+    python benchmarks/losses.py --device cuda            # on a GPU: synchronised timings, allocator peak
 
 Targets (issue 2, on a 2-core machine): dice (sample and batch), dice_ce, dice_focal, gdice,
 tversky and focal at most 0.75x the matching MONAI loss; every non-Lovász loss at most 2.5x the
@@ -196,11 +197,29 @@ def _floor(x, t):
     return torch.softmax(x, 1).sum()
 
 
+DEVICE = torch.device("cpu")  # --device
+
+
+def _sync() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
+
+
 def _inputs(shape, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
-    x = torch.randn(shape, generator=g).requires_grad_(True)
-    t = torch.randint(0, shape[1], (shape[0],) + tuple(shape[2:]), generator=g)
+    x = torch.randn(shape, generator=g).to(DEVICE).requires_grad_(True)
+    t = torch.randint(0, shape[1], (shape[0],) + tuple(shape[2:]), generator=g).to(DEVICE)
     return x, t
+
+
+def _cuda_peak_bytes(fn: Callable[[], None]) -> int:
+    """CUDA: the peak of PyTorch's allocator during ``fn`` above what was allocated before."""
+    _sync()
+    torch.cuda.reset_peak_memory_stats(DEVICE)
+    base = torch.cuda.memory_allocated(DEVICE)
+    fn()
+    _sync()
+    return torch.cuda.max_memory_allocated(DEVICE) - base
 
 
 def _jobs(floor: Entry, entries: List[Entry]):
@@ -217,7 +236,8 @@ def measure_memory(shape, floor: Entry, entries: List[Entry]) -> None:
     for e, side, fn in _jobs(floor, entries):
         _fwd_bwd(fn, x, t)  # one-off initialisation (thread pools, caches) outside the peak
         x.grad = None  # the gradient buffer counts in the call's peak
-        e.peak[side] = peak_bytes(lambda: _fwd_bwd(fn, x, t))
+        probe = _cuda_peak_bytes if DEVICE.type == "cuda" else peak_bytes
+        e.peak[side] = probe(lambda: _fwd_bwd(fn, x, t))
 
 
 def measure_time(shape, floor: Entry, entries: List[Entry], repeats: int) -> None:
@@ -228,8 +248,10 @@ def measure_time(shape, floor: Entry, entries: List[Entry], repeats: int) -> Non
     for _ in range(repeats):
         for e, side, fn in jobs:
             gc.collect()
+            _sync()
             t0 = time.perf_counter()
             _fwd_bwd(fn, x, t)
+            _sync()  # CUDA runs asynchronously: time until the kernels are done
             e.times[side].append(time.perf_counter() - t0)
 
 
@@ -278,10 +300,17 @@ def main(argv=None) -> int:
     ap.add_argument("--csv", help="write the results to this CSV file")
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]: where logits and targets live")
     args = ap.parse_args(argv)
+    global DEVICE
+    DEVICE = torch.device(args.device)
+    if DEVICE.type == "cuda" and not torch.cuda.is_available():
+        ap.error(f"--device: {args.device!r} asked for, but torch.cuda.is_available() is False")
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.no_memory or not _malloc_policy("cold"):
+    if DEVICE.type == "cuda":  # PyTorch's CUDA allocator peak (the glibc policies are CPU-only)
+        memory = not args.no_memory
+    elif args.no_memory or not _malloc_policy("cold"):
         memory = False
     else:
         memory = _setup_memory_probe()
@@ -295,6 +324,8 @@ def main(argv=None) -> int:
     print(f"seglosses {seglosses.__version__}, torch {torch.__version__}, monai {monai.__version__}, kornia {kornia.__version__}; "
           f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs; median of {args.repeats} interleaved repeats "
           f"(glibc malloc: no mmap, no trim); peak memory: {'VmHWM above VmRSS, mmap per block' if memory else 'not measured'}")
+    if DEVICE.type == "cuda":
+        print(f"device {torch.cuda.get_device_name(DEVICE)}: times synchronised, peak = PyTorch's CUDA allocator peak")
     results = {}
     for key in args.shapes:  # peak memory first, under the "cold" policy, for every shape
         floor = Entry("floor (softmax fwd+bwd)", "floor", _floor)

@@ -220,7 +220,26 @@ def configure_bench(parser: argparse.ArgumentParser) -> None:
         "--executor",
         choices=executor_choices(),
         default="thread",
-        help="how --workers run: threads of this process (default, with progress bars) or spawned processes",
+        help="how --workers run: threads of this process (default, with progress bars), spawned processes, "
+        'or Ray tasks (pip install "seglosses[ray]"; on this machine or a cluster, see --ray-address)',
+    )
+    r.add_argument(
+        "--ray-address",
+        default=None,
+        help="--executor ray: join this Ray cluster ('auto': the one started here with 'ray start --head'; "
+        "or HOST:PORT); default: start a local Ray runtime with this machine's CPUs and GPUs",
+    )
+    r.add_argument(
+        "--gpus-per-run",
+        type=float,
+        default=None,
+        help="--executor ray with --device cuda: GPUs per run (default 1; 0.5 shares a GPU between two runs)",
+    )
+    r.add_argument(
+        "--max-retries",
+        type=int,
+        default=2,
+        help="--executor ray: retries of a run whose worker process died (killed, out of memory, node lost; default 2)",
     )
     r.add_argument(
         "--threads",
@@ -289,6 +308,9 @@ def build_config(args):
         workers=args.workers,
         executor=args.executor,
         threads=args.threads,
+        ray_address=args.ray_address,
+        gpus_per_run=args.gpus_per_run,
+        max_retries=args.max_retries,
         report=not args.no_report,
         progress=not args.quiet,
     )

@@ -90,6 +90,9 @@ class BenchConfig:
     retry_failed: bool = False
     workers: int = 1
     executor: str = "thread"
+    ray_address: Optional[str] = None  # --executor ray: None (local runtime), "auto" or host:port
+    gpus_per_run: Optional[float] = None  # --executor ray with CUDA: GPUs per run (default 1)
+    max_retries: int = 2  # --executor ray: retries of a run whose worker died
     threads: Optional[int] = 1
     #: read by :func:`seglosses.bench.cli.bench` (``--no-report``): write the report after the grid
     report: bool = True
@@ -364,6 +367,10 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
 
     cfg.device = resolve_device(cfg.device)
     get_executor(cfg.executor)  # an unknown name is an error before any work
+    if cfg.executor == "ray":  # a missing Ray is an error before any work
+        from .executors.ray import import_ray
+
+        import_ray()
     if cfg.threads:
         import torch
 
@@ -422,8 +429,10 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
                 grid.write(f"[{run['task']} / {run['loss']} / lr {run['lr']:g}] FAILED: {run.get('reason')}")
             grid.update(1)
 
-        name = cfg.executor if cfg.workers > 1 and len(jobs) > 1 else "local"
+        chosen = get_executor(cfg.executor)
+        name = cfg.executor if chosen.always or (cfg.workers > 1 and len(jobs) > 1) else "local"
         executor = get_executor(name)(
+            **get_executor(name).options(cfg),
             workers=cfg.workers,
             threads=int(cfg.threads) if cfg.threads else 1,
             datasets=by_name,

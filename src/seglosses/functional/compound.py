@@ -17,6 +17,9 @@ one function each, on top of the same primitives (:func:`seglosses._stats.soft_s
 Both return one loss per sample (``reduction="none"``: ``(N,)``), or one for the whole batch with
 ``batch=True`` (``(1,)``): the cross-entropy half is averaged over the voxels of that sample (of
 the batch), the Dice half over its classes. ``"mean"`` averages the samples, ``"sum"`` adds them.
+``ddp=True``: with ``batch=True`` both halves pool the global batch of DistributedDataParallel
+(sums and voxel counts all-reduced, :mod:`seglosses._ddp`); ELL's label frequencies are those of
+the global batch whatever ``batch``.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from torch import Tensor
 from .._checks import check_fraction, check_positive, check_reduction
 from .._contract import Prepared
 from .._reduce import class_weight_tensor, keep_classes, reduce_loss
-from .._stats import _fused_softmax, native_stats, neg_log_true_class, soft_stats
+from .._ddp import all_reduce_sum
+from .._stats import _fused_softmax, batch_sum, native_stats, neg_log_true_class, soft_stats
 from ..registry import register_compound, register_loss
 from .distribution import voxel_ce
 from .region import dice_score_from_stats
@@ -61,17 +65,17 @@ def log1m_probs(prep: Prepared) -> Tensor:
     return torch.log(q.clamp_min(torch.finfo(q.dtype).tiny))
 
 
-def _per_row_mean(values: Tensor, prep: Prepared, batch: bool, per_voxel: int) -> Tensor:
+def _per_row_mean(values: Tensor, prep: Prepared, batch: bool, per_voxel: int, ddp: bool = False) -> Tensor:
     """Mean of per-voxel ``values`` ``(N, *spatial)`` over the valid voxels of each sample ``(N,)``
-    (of the batch ``(1,)`` with ``batch``), divided by ``per_voxel`` (channels per voxel)."""
+    (of the batch ``(1,)`` with ``batch``; of the global batch with ``ddp`` too), divided by
+    ``per_voxel`` (channels per voxel)."""
     n = prep.batch_size
     v = values.reshape(n, -1)
     if prep.valid is not None:
         v = v * prep.valid.reshape(n, -1).to(v.dtype)
     total = v.sum(1)
     count = prep.n_valid(batch=False).to(v.dtype)
-    if batch:
-        total, count = total.sum(0, keepdim=True), count.sum(0, keepdim=True)
+    total, count = batch_sum((total, count), batch=batch, ddp=ddp)
     return total / (count * per_voxel).clamp_min(1e-12)
 
 
@@ -138,6 +142,7 @@ def combo_loss(
     beta: float = 0.5,
     smooth: float = 1e-5,
     batch: bool = False,
+    ddp: bool = False,
     include_background: bool = True,
     reduction: str = "mean",
 ) -> Tensor:
@@ -213,8 +218,8 @@ def combo_loss(
         per_channel = keep_classes(per_channel, prep, include_background)
         elem = per_channel.sum(1)
         n_channels = per_channel.shape[1]
-    bce = _per_row_mean(-elem, prep, batch, n_channels)
-    st = soft_stats(prep, batch=batch)
+    bce = _per_row_mean(-elem, prep, batch, n_channels, ddp)
+    st = soft_stats(prep, batch=batch, ddp=ddp)
     dice = keep_classes(1.0 - dice_score_from_stats(st, smooth), prep, include_background).mean(1)
     return reduce_loss(alpha * bce + (1.0 - alpha) * dice, reduction)
 
@@ -284,17 +289,20 @@ class _OneVsRestBCE(torch.autograd.Function):
 
 # ----------------------------------------------------------------------------- ELL
 
-def _label_frequency_weights(prep: Prepared, counts: Optional[Tensor] = None) -> Tensor:
-    """w_l = (sum_k f_k / f_l)^0.5 from the label counts of the batch; 0 for absent labels.
+def _binary_label_counts(prep: Prepared) -> Tensor:
+    """Voxel counts ``(2,)`` of labels (0, 1) in the batch (binary mode); ignored voxels do not count."""
+    v = prep.valid_or_ones().unsqueeze(1).to(prep.dtype)
+    pos = (prep.dense * v).sum()
+    return torch.stack([v.sum() - pos, pos])
 
-    Multiclass / multilabel: ``(C,)`` from ``counts``, the per-class (soft) voxel counts of the batch (the
-    Dice statistics' ``sum g`` summed over samples); binary: ``(2,)`` for labels (0, 1), counted
-    here. Ignored voxels do not count.
+
+def _label_frequency_weights(counts: Tensor) -> Tensor:
+    """w_l = (sum_k f_k / f_l)^0.5 from the label counts ``counts`` ``(L,)`` of the batch; 0 for absent labels.
+
+    Multiclass / multilabel: the per-class (soft) voxel counts of the batch (the Dice statistics'
+    ``sum g`` summed over samples); binary: :func:`_binary_label_counts`. Under DDP
+    (``ddp=True``) the counts of the global batch.
     """
-    if counts is None:  # binary
-        v = prep.valid_or_ones().unsqueeze(1).to(prep.dtype)
-        pos = (prep.dense * v).sum()
-        counts = torch.stack([v.sum() - pos, pos])
     present = counts > 0
     w = torch.where(present, (counts.sum() / counts.clamp_min(1e-12)).sqrt(), torch.zeros_like(counts))
     return w.detach()
@@ -317,6 +325,7 @@ def ell_loss(
     gamma_cross: float = 0.3,
     smooth: float = 1.0,
     batch: bool = False,
+    ddp: bool = False,
     include_background: bool = True,
     class_weights: Union[None, Sequence[float], Tensor] = None,
     reduction: str = "mean",
@@ -368,7 +377,7 @@ def ell_loss(
     check_reduction(reduction)
     # Dice term
     prep.shared.want_nll = True  # the cross term's -log p comes from the same pass (SharedPass)
-    st = soft_stats(prep, batch=batch)
+    st = soft_stats(prep, batch=batch, ddp=ddp)
     dice = keep_classes(dice_score_from_stats(st, smooth), prep, include_background)
     neg_log_dice = -torch.log(dice.clamp_min(torch.finfo(dice.dtype).tiny))
     dice_term = _pow_linear(neg_log_dice, gamma_dice).mean(1)
@@ -376,7 +385,10 @@ def ell_loss(
     n_labels = 2 if prep.mode == "binary" else prep.num_classes
     w = class_weight_tensor(class_weights, n_labels, prep.logits.device)
     if w is None:  # multiclass label counts = the statistics' sum g (no second pass)
-        w = _label_frequency_weights(prep, None if prep.mode == "binary" else st.sum_g.sum(0))
+        counts = _binary_label_counts(prep) if prep.mode == "binary" else st.sum_g.sum(0)
+        if ddp and (prep.mode == "binary" or not batch):  # batch=True: st is already global
+            (counts,) = all_reduce_sum([counts.detach()])
+        w = _label_frequency_weights(counts)
     else:
         w = w.to(prep.dtype)
     ce = voxel_ce(prep)
@@ -388,7 +400,7 @@ def ell_loss(
         w_vox = w.index_select(0, prep.labels.reshape(-1)).view(prep.labels.shape)
     else:
         w_vox = torch.einsum("nc...,c->n...", prep.dense, w)
-    cross_term = _per_row_mean(w_vox * _pow_linear(ce, gamma_cross), prep, batch, 1)
+    cross_term = _per_row_mean(w_vox * _pow_linear(ce, gamma_cross), prep, batch, 1, ddp)
     return reduce_loss(w_dice * dice_term + w_cross * cross_term, reduction)
 
 

@@ -18,6 +18,11 @@ pools the kept classes' statistics (weighted by ``class_weights``) into one scor
 with ``batch=True``; with ``average="micro"`` the per-sample loss ``(N,)`` (``(1,)`` with
 ``batch=True``).
 
+``ddp=True`` (every loss here): with ``batch=True`` the batch statistics are summed over the
+ranks of DistributedDataParallel's default process group, with gradients, so the loss is that
+of the global batch (:mod:`seglosses._ddp`, ``docs/ddp.md``); it raises without a process group
+and changes nothing with ``batch=False``.
+
 Absent classes: a class with no voxel in the target (of a sample, or of the batch with
 ``batch=True``) scores ``smooth_nr / (sum p + smooth_dr)``: loss 0 when nothing is predicted for
 it, close to 1 as soon as anything is. This is MONAI's and smp's behaviour with a small
@@ -35,7 +40,7 @@ from torch import Tensor
 from .._checks import check_choice, check_positive
 from .._contract import Prepared
 from .._reduce import class_weight_tensor, keep_classes, reduce_loss
-from .._stats import SoftStats, label_map_stats, soft_stats
+from .._stats import SoftStats, batch_sum, label_map_stats, soft_stats
 from ..registry import register_loss
 
 __all__ = [
@@ -110,6 +115,7 @@ def region_stats(
     average: str = "macro",
     squared: bool = False,
     soft_label: bool = False,
+    ddp: bool = False,
 ) -> tuple:
     """Soft statistics of the kept classes, and the class weights for the final mean.
 
@@ -117,7 +123,7 @@ def region_stats(
     ``average="micro"``: the kept classes pooled (``sum_c w_c x_c``), ``(SoftStats of (B,), None)``.
     """
     check_choice("average", average, ("macro", "micro"))
-    st = soft_stats(prep, batch=batch, squared=squared, soft_label=soft_label)
+    st = soft_stats(prep, batch=batch, squared=squared, soft_label=soft_label, ddp=ddp)
     st = SoftStats(*(keep_classes(t, prep, include_background) for t in st))
     w = class_weight_tensor(class_weights, prep.num_classes, st.tp.device)
     if w is not None:
@@ -141,6 +147,7 @@ def dice_loss(
     smooth_nr: Optional[float] = None,
     smooth_dr: Optional[float] = None,
     batch: bool = False,
+    ddp: bool = False,
     squared: bool = False,
     include_background: bool = True,
     class_weights: Weights = None,
@@ -195,7 +202,7 @@ def dice_loss(
     s = _smooths(smooth, smooth_nr, smooth_dr)
     st, w = region_stats(
         prep, batch=batch, squared=squared, soft_label=soft_label, include_background=include_background,
-        class_weights=class_weights, average=average,
+        class_weights=class_weights, average=average, ddp=ddp,
     )
     return reduce_loss(1.0 - dice_score_from_stats(st, s), reduction, w)
 
@@ -249,6 +256,7 @@ def iou_loss(
     smooth_nr: Optional[float] = None,
     smooth_dr: Optional[float] = None,
     batch: bool = False,
+    ddp: bool = False,
     include_background: bool = True,
     class_weights: Weights = None,
     average: str = "macro",
@@ -291,7 +299,7 @@ def iou_loss(
     nr, dr = _smooths(smooth, smooth_nr, smooth_dr)
     st, w = region_stats(
         prep, batch=batch, soft_label=soft_label, include_background=include_background,
-        class_weights=class_weights, average=average,
+        class_weights=class_weights, average=average, ddp=ddp,
     )
     score = overlap_ratio(st.tp + nr, st.sum_p + st.sum_g - st.tp + dr)
     return reduce_loss(1.0 - score, reduction, w)
@@ -314,6 +322,7 @@ def tversky_loss(
     smooth_nr: Optional[float] = None,
     smooth_dr: Optional[float] = None,
     batch: bool = False,
+    ddp: bool = False,
     include_background: bool = True,
     class_weights: Weights = None,
     average: str = "macro",
@@ -363,7 +372,7 @@ def tversky_loss(
     _check_unit("beta", beta)
     st, w = region_stats(
         prep, batch=batch, soft_label=soft_label, include_background=include_background,
-        class_weights=class_weights, average=average,
+        class_weights=class_weights, average=average, ddp=ddp,
     )
     return reduce_loss(1.0 - tversky_index_from_stats(st, alpha, beta, s), reduction, w)
 
@@ -384,6 +393,7 @@ def focal_tversky_loss(
     smooth_nr: Optional[float] = None,
     smooth_dr: Optional[float] = None,
     batch: bool = False,
+    ddp: bool = False,
     include_background: bool = True,
     class_weights: Weights = None,
     reduction: str = "mean",
@@ -423,7 +433,7 @@ def focal_tversky_loss(
     _check_unit("alpha", alpha)
     _check_unit("beta", beta)
     check_positive("gamma", gamma)
-    st = soft_stats(prep, batch=batch)
+    st = soft_stats(prep, batch=batch, ddp=ddp)
     loss = _safe_pow(1.0 - tversky_index_from_stats(st, alpha, beta, s), 1.0 / gamma)
     return reduce_region(loss, prep, include_background=include_background, class_weights=class_weights, reduction=reduction)
 
@@ -443,6 +453,7 @@ def asym_loss(
     smooth_nr: Optional[float] = None,
     smooth_dr: Optional[float] = None,
     batch: bool = False,
+    ddp: bool = False,
     include_background: bool = True,
     class_weights: Weights = None,
     reduction: str = "mean",
@@ -483,6 +494,7 @@ def asym_loss(
         smooth_nr=smooth_nr,
         smooth_dr=smooth_dr,
         batch=batch,
+        ddp=ddp,
         include_background=include_background,
         class_weights=class_weights,
         reduction=reduction,
@@ -492,7 +504,13 @@ def asym_loss(
 # ----------------------------------------------------------------------------- generalized Dice
 
 def gdice_score(
-    prep: Prepared, *, smooth: Smooth, batch: bool, include_background: bool, soft_label: bool = False
+    prep: Prepared,
+    *,
+    smooth: Smooth,
+    batch: bool,
+    include_background: bool,
+    soft_label: bool = False,
+    ddp: bool = False,
 ) -> Tensor:
     r"""Generalized Dice score per sample ``(N,)`` (or ``(1,)`` with ``batch``).
 
@@ -503,7 +521,7 @@ def gdice_score(
     target only). ``smooth``: one number or ``(smooth_nr, smooth_dr)``.
     """
     nr, dr = _nr_dr(smooth)
-    st = soft_stats(prep, batch=batch, soft_label=soft_label)
+    st = soft_stats(prep, batch=batch, soft_label=soft_label, ddp=ddp)
     tp = keep_classes(st.tp, prep, include_background)
     sp = keep_classes(st.sum_p, prep, include_background)
     sg = keep_classes(st.sum_g, prep, include_background).detach()
@@ -531,6 +549,7 @@ def gdice_loss(
     smooth_nr: Optional[float] = None,
     smooth_dr: Optional[float] = None,
     batch: bool = False,
+    ddp: bool = False,
     include_background: bool = True,
     soft_label: bool = False,
     reduction: str = "mean",
@@ -573,7 +592,7 @@ def gdice_loss(
     0.25
     """
     s = _smooths(smooth, smooth_nr, smooth_dr)
-    gd = gdice_score(prep, smooth=s, batch=batch, include_background=include_background, soft_label=soft_label)
+    gd = gdice_score(prep, smooth=s, batch=batch, include_background=include_background, soft_label=soft_label, ddp=ddp)
     loss = 1.0 - gd
     return reduce_loss(loss, reduction)
 
@@ -594,6 +613,7 @@ def pgdice_loss(
     smooth_nr: Optional[float] = None,
     smooth_dr: Optional[float] = None,
     batch: bool = False,
+    ddp: bool = False,
     include_background: bool = True,
     reduction: str = "mean",
 ) -> Tensor:
@@ -630,14 +650,14 @@ def pgdice_loss(
     """
     s = _smooths(smooth, smooth_nr, smooth_dr)
     check_positive("k", k, allow_zero=True)
-    gd = gdice_score(prep, smooth=s, batch=batch, include_background=include_background)
+    gd = gdice_score(prep, smooth=s, batch=batch, include_background=include_background, ddp=ddp)
     loss = 1.0 - gd / (1.0 + k * (1.0 - gd))
     return reduce_loss(loss, reduction)
 
 
 # ----------------------------------------------------------------------------- sensitivity-specificity
 
-def _ss_sums(prep: Prepared, batch: bool):
+def _ss_sums(prep: Prepared, batch: bool, ddp: bool = False):
     """``(sum (g-p)^2 g, sum (g-p)^2 (1-g), sum g, sum (1-g))`` per (sample, class), no one-hot.
 
     Label map: over the voxels of class c, ``sum (1 - p)^2 = n_c - 2 tp_c + t2_c`` with
@@ -658,9 +678,7 @@ def _ss_sums(prep: Prepared, batch: bool):
         sq = (g - p).square() * v
         pos_err, neg_err = (sq * g).sum(2), (sq * (1.0 - g)).sum(2)
         pos, neg = (g * v).sum(2), ((1.0 - g) * v).sum(2)
-    if batch:
-        return tuple(x.sum(0, keepdim=True) for x in (pos_err, neg_err, pos, neg))
-    return pos_err, neg_err, pos, neg
+    return batch_sum((pos_err, neg_err, pos, neg), batch=batch, ddp=ddp)
 
 
 @register_loss(
@@ -677,6 +695,7 @@ def ss_loss(
     w: float = 0.05,
     smooth: float = 1e-5,
     batch: bool = False,
+    ddp: bool = False,
     include_background: bool = True,
     class_weights: Weights = None,
     reduction: str = "mean",
@@ -717,7 +736,7 @@ def ss_loss(
     _check_smooth(smooth)
     if not (isinstance(w, (int, float)) and 0.0 <= w <= 1.0):
         raise ValueError(f"w: expected a number in [0, 1], got {w!r}")
-    pos_err, neg_err, pos, neg = _ss_sums(prep, batch)
+    pos_err, neg_err, pos, neg = _ss_sums(prep, batch, ddp)
     loss = w * pos_err / (pos + smooth).clamp_min(1e-12) + (1.0 - w) * neg_err / (neg + smooth).clamp_min(1e-12)
     return reduce_region(loss, prep, include_background=include_background, class_weights=class_weights, reduction=reduction)
 
@@ -737,6 +756,7 @@ def log_cosh_dice_loss(
     smooth_nr: Optional[float] = None,
     smooth_dr: Optional[float] = None,
     batch: bool = False,
+    ddp: bool = False,
     squared: bool = False,
     include_background: bool = True,
     class_weights: Weights = None,
@@ -773,7 +793,7 @@ def log_cosh_dice_loss(
     0.004992
     """
     s = _smooths(smooth, smooth_nr, smooth_dr)
-    st = soft_stats(prep, batch=batch, squared=squared)
+    st = soft_stats(prep, batch=batch, squared=squared, ddp=ddp)
     x = 1.0 - dice_score_from_stats(st, s)
     loss = torch.log(torch.cosh(x))
     return reduce_region(loss, prep, include_background=include_background, class_weights=class_weights, reduction=reduction)
