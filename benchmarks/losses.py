@@ -28,6 +28,13 @@ Targets (issue 2, on a 2-core machine): dice (sample and batch), dice_ce, dice_f
 tversky and focal at most 0.75x the matching MONAI loss; every non-Lovász loss at most 2.5x the
 floor; Lovász at most 0.5x kornia's per-image Lovász; no full-size float one-hot built from a
 label-map target (see the peak-memory column, in units of the logits' size).
+
+Targets (issue 12): cldice, dice_cldice, mcc, gwdl, unified_focal (binary) and lovasz_hinge at most
+0.75x their MONAI / kornia counterpart (``cldice`` against MONAI's ``SoftclDiceLoss`` with the same
+``iters``: the soft skeletons must not be slower). Binary losses (``lovasz_hinge``,
+``unified_focal[binary]``) run on the first channel of the logits with the target ``label > 0``;
+``skeleton_recall`` is timed with its skeleton precomputed (as in training, by
+``PrecomputeSkeletons``), without a reference; ``boundary_dou`` has none either.
 """
 
 from __future__ import annotations
@@ -50,8 +57,10 @@ import torch
 import seglosses
 from seglosses import build_loss, list_losses, loss_info
 
-SHAPES = {"3d": (2, 4, 64, 64, 64), "2d": (16, 6, 256, 256)}
+SHAPES = {"3d": (2, 4, 64, 64, 64), "2d": (16, 6, 256, 256), "small": (2, 3, 32, 32)}
+DEFAULT_SHAPES = ["3d", "2d"]  # "small": a quick check that every entry runs
 MONAI_TARGET = 0.75
+REF_TARGET = 0.75  # issue 12: the new losses against their MONAI / kornia counterpart
 FLOOR_TARGET = 2.5
 LOVASZ_TARGET = 0.5
 
@@ -121,7 +130,7 @@ class Entry:
     ours: Callable
     ref_name: str = ""
     ref: Optional[Callable] = None
-    target: str = "floor"  # "monai" | "kornia" | "floor"
+    target: str = "floor"  # "monai" | "kornia" | "ref" (issue 12: ratio only) | "floor"
     times: Dict[str, List[float]] = field(default_factory=lambda: {"ours": [], "ref": []})
     peak: Dict[str, Optional[int]] = field(default_factory=lambda: {"ours": None, "ref": None})
 
@@ -142,6 +151,72 @@ def _kornia_lovasz(logits, target):
     return kornia.losses.lovasz_softmax_loss(logits, target)
 
 
+def _fold_2d(logits, target):
+    """kornia is 2-D only; it flattens the pixels, so fold D into H."""
+    if logits.ndim == 5:
+        n, c, d, h, w = logits.shape
+        return logits.reshape(n, c, d * h, w), target.reshape(n, d * h, w)
+    return logits, target
+
+
+def _binary(fn):
+    """Run a binary loss on the first logit channel, with the target ``label > 0``."""
+    return lambda x, t: fn(x[:, :1], (t > 0).long())
+
+
+def _with_skeleton(loss):
+    """``skeleton_recall`` with its skeleton computed once per target (as a data-loader transform
+    would), outside the timed call after the first."""
+    from seglosses.skeleton import skeleton_map
+
+    cache = {}
+
+    def run(x, t):
+        key = (id(t), tuple(t.shape))
+        if key not in cache:
+            cache.clear()
+            cache[key] = skeleton_map(t, num_classes=x.shape[1])
+        return loss(x, t, skeleton=cache[key])
+
+    return run
+
+
+def _issue12_refs(ml):
+    """References of the issue-12 losses: (display name, callable, target kind)."""
+    import kornia
+    import numpy as np
+
+    mk = dict(softmax=True, to_onehot_y=True)
+    m_cldice = ml.SoftclDiceLoss(iter_=3, include_background=False, **mk)
+    m_dice_cldice = ml.SoftDiceclDiceLoss(iter_=3, **mk)
+    m_mcc = ml.MCCLoss(**mk)
+    gwdl = {}
+
+    def m_gwdl(x, t):
+        c = x.shape[1]
+        if c not in gwdl:
+            gwdl[c] = ml.GeneralizedWassersteinDiceLoss(dist_matrix=(1 - np.eye(c)).astype(np.float32))
+        return gwdl[c](x, t)
+
+    m_ufl = ml.AsymmetricUnifiedFocalLoss(weight=0.5, delta=0.6, gamma=0.5)
+    return {
+        "cldice": ("monai.SoftclDiceLoss(iter_=3)", lambda x, t: m_cldice(x, t.unsqueeze(1)), "ref"),
+        "dice_cldice": ("monai.SoftDiceclDiceLoss", lambda x, t: m_dice_cldice(x, t.unsqueeze(1)), "ref"),
+        "mcc": ("monai.MCCLoss", lambda x, t: m_mcc(x, t.unsqueeze(1)), "ref"),
+        "gwdl": ("monai.GeneralizedWassersteinDiceLoss", m_gwdl, "ref"),
+        "unified_focal[binary]": (
+            "monai.AsymmetricUnifiedFocalLoss (sigmoid outside)",
+            _binary(lambda x, t: m_ufl(torch.sigmoid(x), t.unsqueeze(1).float())),
+            "ref",
+        ),
+        "lovasz_hinge": (
+            "kornia lovasz_hinge (per image)",
+            _binary(lambda x, t: kornia.losses.lovasz_hinge_loss(*_fold_2d(x, t))),
+            "ref",
+        ),
+    }
+
+
 def make_entries(patterns: List[str]) -> List[Entry]:
     ml = _monai()
     mk = dict(softmax=True, to_onehot_y=True)
@@ -160,6 +235,7 @@ def make_entries(patterns: List[str]) -> List[Entry]:
         "focal": ("monai.FocalLoss", lambda x, t: m_focal(x, t.unsqueeze(1)), "monai"),
         "ce": ("torch cross_entropy", lambda x, t: torch.nn.functional.cross_entropy(x, t), "floor"),
         "lovasz": ("kornia lovasz (per image)", _kornia_lovasz, "kornia"),
+        **_issue12_refs(ml),
     }
     # multiclass losses that need no per-call input (distance maps are benchmarked elsewhere)
     names = [
@@ -182,6 +258,10 @@ def make_entries(patterns: List[str]) -> List[Entry]:
                 entries.append(Entry("dice[batch]", "dice", m, "monai.DiceLoss(batch=True)", lambda x, t: m_dice_b(x, t.unsqueeze(1)), "monai"))
         if n == "lovasz":
             add("lovasz[per_image,all]", n, build_loss("lovasz", per_image=True, classes="all"), n)
+        if n == "unified_focal":
+            add("unified_focal[binary]", n, _binary(build_loss("unified_focal", mode="binary")), "unified_focal[binary]")
+    add("lovasz_hinge", "lovasz_hinge", _binary(build_loss("lovasz_hinge")), "lovasz_hinge")
+    add("skeleton_recall[precomputed]", "skeleton_recall", _with_skeleton(build_loss("skeleton_recall")))
     return entries
 
 
@@ -277,6 +357,8 @@ def report(shape, floor: Entry, logits_bytes: int, entries: List[Entry], rows: L
             goal, met = f"<= {MONAI_TARGET}x ref, <= {FLOOR_TARGET}x floor", ratio <= MONAI_TARGET and o / f <= FLOOR_TARGET
         elif e.target == "kornia":
             goal, met = f"<= {LOVASZ_TARGET}x kornia", ratio <= LOVASZ_TARGET
+        elif e.target == "ref":
+            goal, met = f"<= {REF_TARGET}x ref", ratio <= REF_TARGET
         else:
             goal, met = f"<= {FLOOR_TARGET}x floor", o / f <= FLOOR_TARGET
         po, pr = e.peak["ours"], e.peak["ref"]
@@ -295,7 +377,7 @@ def report(shape, floor: Entry, logits_bytes: int, entries: List[Entry], rows: L
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--losses", nargs="*", default=[], help="fnmatch patterns of loss names (default: all without a distance map)")
-    ap.add_argument("--shapes", nargs="*", default=list(SHAPES), choices=list(SHAPES))
+    ap.add_argument("--shapes", nargs="*", default=DEFAULT_SHAPES, choices=list(SHAPES))
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--csv", help="write the results to this CSV file")
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")

@@ -55,7 +55,7 @@ __all__ = [
 
 #: keyword arguments every loss accepts: they configure the input contract (``prepare``)
 CONTRACT_ARGS = ("mode", "from_logits", "ignore_index")
-CATEGORIES = ("distribution", "region", "boundary", "compound")
+CATEGORIES = ("distribution", "region", "boundary", "topology", "compound")
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ examples:
   seglosses bench --data /data/Task03_Liver --spatial-dims 2 --lrs 3e-3,3e-4,3e-5
   seglosses bench --data /data/aerial_2d --losses ce,focal,iou --out aerial_out
   seglosses bench --preset paper --device cuda --out paper_out      # Ma et al. protocol (GPU/cluster)
+  seglosses bench --preset topology --out topo_out  # thin vessels: clDice, skeleton recall, Betti errors
   seglosses bench --out seglosses_out --resume      # continue after an interruption
   seglosses report seglosses_out                    # rewrite report.html / report.md
   seglosses export seglosses_out --csv && seglosses rank seglosses_out/results.csv
@@ -124,8 +125,8 @@ def configure_bench(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--preset",
         default="quick",
-        choices=["quick", "paper"],
-        help="defaults for everything below (default: quick)",
+        choices=["quick", "paper", "topology"],
+        help="defaults for everything below (default: quick; topology: thin vessels, clDice / skeleton recall)",
     )
     g.add_argument(
         "--tasks",
@@ -186,6 +187,18 @@ def configure_bench(parser: argparse.ArgumentParser) -> None:
         choices=["dynunet", "basicunet"],
         default="dynunet",
         help="MONAI network (default dynunet, the nnU-Net architecture)",
+    )
+    m.add_argument(
+        "--deep-supervision",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="train with DynUNet's deep-supervision heads, nnU-Net's weights (default: the preset's; paper: on)",
+    )
+    m.add_argument(
+        "--topology-metrics",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="clDice and Betti-number errors of every test case (default: for the built-in 'vessels' task only)",
     )
     m.add_argument(
         "--val-fraction",
@@ -313,6 +326,8 @@ def build_config(args):
         max_retries=args.max_retries,
         report=not args.no_report,
         progress=not args.quiet,
+        deep_supervision=args.deep_supervision,
+        topology_metrics=args.topology_metrics,
     )
     cfg.spatial_dims = spatial_dims
     if args.patch_size is not None:
