@@ -101,6 +101,9 @@ class BenchConfig:
     retry_failed: bool = False
     workers: int = 1
     executor: str = "thread"
+    ray_address: Optional[str] = None  # --executor ray: None (local runtime), "auto" or host:port
+    gpus_per_run: Optional[float] = None  # --executor ray with CUDA: GPUs per run (default 1)
+    max_retries: int = 2  # --executor ray: retries of a run whose worker died
     threads: Optional[int] = 1
     #: read by :func:`seglosses.bench.cli.bench` (``--no-report``): write the report after the grid
     report: bool = True
@@ -125,6 +128,12 @@ class BenchConfig:
     def training_seeds(self) -> List[int]:
         return [int(s) for s in (self.seeds or [self.seed])]
 
+    #: DynUNet's deep-supervision heads with nnU-Net's weights (``--deep-supervision``)
+    deep_supervision: bool = False
+    #: clDice and Betti-number errors per test case: None = for the built-in topology tasks
+    #: (``vessels``), True = for every task, False = never (``--topology-metrics``)
+    topology_metrics: Optional[bool] = None
+
     @classmethod
     def from_preset(cls, preset: Preset, **overrides) -> "BenchConfig":
         base = dict(
@@ -144,13 +153,21 @@ class BenchConfig:
             test_fraction=preset.test_fraction,
             overlap=preset.overlap,
             workers=preset.workers,
+            deep_supervision=preset.deep_supervision,
         )
         base.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**base)
 
     def protocol(self) -> dict:
-        """The settings every run of one OUT folder must share (checked on ``--resume``)."""
-        return {
+        """The settings every run of one OUT folder must share (checked on ``--resume``).
+        ``deep_supervision``, ``folds`` and ``budget`` appear only when set (folders made before
+        they existed resume)."""
+        extra = {"deep_supervision": True} if self.deep_supervision else {}
+        if self.folds is not None:
+            extra["folds"] = self.folds
+        if self.budget is not None:
+            extra["budget"] = self.budget
+        return {**extra, **{
             "iterations": self.iterations,
             "epoch_length": self.epoch_length,
             "batch_size": self.batch_size,
@@ -166,13 +183,7 @@ class BenchConfig:
             "overlap": self.overlap,
             "tolerance": self.tolerance,
             "seed": self.seed,
-            "folds": self.folds,
-            "budget": self.budget,
-        }
-
-
-#: protocol keys added after the first release, with the value an older store implicitly had
-_PROTOCOL_DEFAULTS = {"folds": None, "budget": None}
+        }}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -274,7 +285,18 @@ def _train_config(cfg: BenchConfig, lr: float, plan, seed: int):
         device=cfg.device,
         overlap=float(cfg.overlap),
         validate_every_epoch=cfg.validate_every_epoch,
+        deep_supervision=bool(cfg.deep_supervision),
     )
+
+
+def _topology_metrics(dataset, cfg: BenchConfig) -> bool:
+    """Whether the test cases of ``dataset`` get the topology metrics (see ``BenchConfig``)."""
+    if cfg.topology_metrics is not None:
+        return bool(cfg.topology_metrics)
+    from .synthetic import TASKS
+
+    spec = TASKS.get(dataset.name)
+    return bool(spec is not None and spec.topology and str(dataset.source).startswith("synthetic:"))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -316,8 +338,6 @@ def _check_protocol(store: ResultStore, cfg: BenchConfig) -> None:
             "or choose another --out"
         )
     current = json.loads(json.dumps(cfg.protocol()))
-    if stored is not None:
-        stored = {**_PROTOCOL_DEFAULTS, **stored}
     if stored is not None and stored != current:
         diffs = [
             f"{k}: stored {stored.get(k)!r}, now {current.get(k)!r}"
@@ -351,6 +371,7 @@ def _plan_jobs(cfg: BenchConfig, store: ResultStore, datasets, plans: dict) -> T
         loader = dict(spec)
         if plan.train_dims != ds.spatial_dims:
             loader["train_dims"] = plan.train_dims
+        topology = _topology_metrics(ds, cfg)
         for loss in cfg.losses:
             for lr in cfg.lrs:
                 for fold in plan.run_folds:
@@ -379,6 +400,7 @@ def _plan_jobs(cfg: BenchConfig, store: ResultStore, datasets, plans: dict) -> T
                                 "train": _train_config(cfg, lr, plan, seed).to_dict(),
                                 "tolerance": cfg.tolerance,
                                 "replace": previous["run_id"] if previous is not None else None,
+                                **({"topology": True} if topology else {}),
                             }
                         )
     return jobs, skipped
@@ -412,6 +434,10 @@ def run_bench(cfg: BenchConfig, log=print, confirm=None) -> dict:
 
     cfg.device = resolve_device(cfg.device)
     get_executor(cfg.executor)  # an unknown name is an error before any work
+    if cfg.executor == "ray":  # a missing Ray is an error before any work
+        from .executors.ray import import_ray
+
+        import_ray()
     if cfg.threads:
         import torch
 
@@ -509,8 +535,10 @@ def run_bench(cfg: BenchConfig, log=print, confirm=None) -> dict:
                 )
             grid.update(1)
 
-        name = cfg.executor if cfg.workers > 1 and len(jobs) > 1 else "local"
+        chosen = get_executor(cfg.executor)
+        name = cfg.executor if chosen.always or (cfg.workers > 1 and len(jobs) > 1) else "local"
         executor = get_executor(name)(
+            **get_executor(name).options(cfg),
             workers=cfg.workers,
             threads=int(cfg.threads) if cfg.threads else 1,
             datasets=by_name,

@@ -7,8 +7,9 @@ command; ``tests/test_registry.py`` fails while this file differs from what it w
 Each class stores its options and calls the loss's registered core function (the maths lives in
 the functional form, once): ``DiceLoss(batch=True)(logits, target)`` equals
 ``seglosses.functional.dice_loss(logits, target, batch=True)``. Every class takes the loss's
-options as keywords, plus the input contract's ``mode``, ``from_logits`` and ``ignore_index``;
-the docstring is the functional form's. Older names (``CeLoss``, ``GdiceLoss``, ...) are aliases
+options as keywords, plus the input contract's ``mode``, ``from_logits`` and ``ignore_index``
+(any other name raises the registry's ``ValueError``, which names the seglosses equivalent of a
+MONAI / smp argument such as ``softmax=True``); the docstring is the functional form's. Older names (``CeLoss``, ``GdiceLoss``, ...) are aliases
 at the end of the file.
 """
 
@@ -50,12 +51,14 @@ class AsymmetricSimilarityLoss(SegLoss, registered_as='asym'):
         smooth_nr=None,
         smooth_dr=None,
         batch=False,
+        ddp=False,
         include_background=True,
         class_weights=None,
         reduction='mean',
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             beta=beta,
@@ -63,12 +66,14 @@ class AsymmetricSimilarityLoss(SegLoss, registered_as='asym'):
             smooth_nr=smooth_nr,
             smooth_dr=smooth_dr,
             batch=batch,
+            ddp=ddp,
             include_background=include_background,
             class_weights=class_weights,
             reduction=reduction,
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -107,12 +112,14 @@ class BalancedCELoss(SegLoss, registered_as='balanced_ce'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             reduction=reduction,
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -160,6 +167,7 @@ class BoundaryLoss(SegLoss, registered_as='boundary'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             include_background=include_background,
@@ -168,6 +176,74 @@ class BoundaryLoss(SegLoss, registered_as='boundary'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
+        )
+
+
+class BoundaryDoULoss(SegLoss, registered_as='boundary_dou'):
+    r"""Module form of :func:`seglosses.functional.boundary_dou_loss` (registered as ``'boundary_dou'``).
+
+    Boundary difference over union (Boundary DoU) loss.
+
+    .. math:: L_{BDoU} = \frac{G \cup P - G \cap P}{G \cup P - \alpha\, G \cap P}
+              = \frac{\sum_i (p_i - g_i)^2}{\sum_i p_i^2 + \sum_i g_i^2 - (1 + \alpha) \sum_i p_i g_i + s},
+              \qquad \alpha = \min\Big(1 - \frac{2C}{S},\ \alpha_{max}\Big)
+
+    per (sample, class) -- or per class over the batch with ``batch=True`` (``ddp=True``: of the
+    global DistributedDataParallel batch) -- averaged over the kept classes and samples
+    (``reduction="none"``: ``(N, C_kept)``, ``(1, C_kept)`` with ``batch``). In the soft form
+    (the authors' code) union and intersection are
+    :math:`\sum p^2 + \sum g^2 - \sum pg` and :math:`\sum pg`. :math:`S` is the number of voxels of
+    the target class and :math:`C` the number of its boundary voxels (voxels with a face neighbour
+    outside the class, the image border included; :func:`face_boundary_count`). A large object
+    (``C << S``) has :math:`\alpha` near 1 and the loss concentrates on the boundary; a thin one has
+    a small (even negative) :math:`\alpha` and the loss approaches ``1 - IoU``. :math:`\alpha` is a
+    constant of the target (no gradient).
+
+    Reference: Sun, Chen, Zhou et al., "Boundary Difference Over Union Loss For Medical Image
+    Segmentation", MICCAI 2023, arXiv:2308.00220.
+
+    Defaults: ``alpha_max=0.8`` (the authors' code truncates :math:`\alpha` at 0.8, "better on some
+    datasets"; ``alpha_max=1`` is the paper's formula), ``smooth=1e-5``, ``batch=False`` (the
+    authors' code pools the batch: ``batch=True``).
+
+    Difference from the authors' code: it adds ``smooth`` to the numerator too, so that a class
+    absent from the target scores 1 whatever the prediction, with zero gradient. Here the
+    numerator is the plain squared error.
+
+    Empty ground truth: :math:`S = 0`, :math:`\alpha = \alpha_{max}` is irrelevant
+    (:math:`\sum pg = 0`): the loss is :math:`\sum p^2 / (\sum p^2 + s)`, 0 when nothing is
+    predicted for the class, close to 1 otherwise.
+
+    Examples: see :func:`seglosses.functional.boundary_dou_loss`;
+    ``BoundaryDoULoss(**options)(logits, target)`` equals ``boundary_dou_loss(logits, target, **options)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        alpha_max=0.8,
+        smooth=1e-05,
+        batch=False,
+        include_background=True,
+        reduction='mean',
+        ddp=False,
+        mode=None,
+        from_logits=True,
+        ignore_index=None,
+        **unknown,
+    ):
+        super().__init__(
+            alpha_max=alpha_max,
+            smooth=smooth,
+            batch=batch,
+            include_background=include_background,
+            reduction=reduction,
+            ddp=ddp,
+            mode=mode,
+            from_logits=from_logits,
+            ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -176,18 +252,24 @@ class CELoss(SegLoss, registered_as='ce'):
 
     Cross entropy.
 
-    .. math:: L_{CE} = -\frac{1}{\sum_i w_i} \sum_i w_i \sum_c g_{ic} \log p_{ic}
+    .. math:: L_{CE} = -\frac{\sum_i \sum_c w_c \, g_{ic} \log p_{ic}}{\sum_i \sum_c w_c \, g_{ic}}
 
-    Multiclass: softmax cross entropy; with ``class_weights`` the weighted mean of PyTorch's
-    ``F.cross_entropy(weight=...)`` (``w_i`` = weight of the voxel's class). Binary: binary cross
-    entropy with logits; ``class_weights`` then holds two weights ``[negative, positive]``.
-    Multilabel: BCE per channel, averaged over channels and voxels; ``class_weights`` holds one
-    weight per channel. Soft targets give ``-sum_c g_c log p_c``.
+    Multiclass: softmax cross entropy; with ``class_weights`` ``w`` the weighted mean of PyTorch's
+    ``F.cross_entropy(weight=w)``: with a label map exactly PyTorch's value (the voxel weight is
+    ``w`` of the voxel's class). With a dense (one-hot / soft) target the numerator is the sum of
+    PyTorch's probability-target elements ``-sum_c w_c g_c log p_c`` (its ``reduction="none"``)
+    and the denominator is the total target weight ``sum_i sum_c w_c g_ic`` (a one-hot target
+    gives the label map's value); PyTorch's ``"mean"`` divides the same sum by the number of
+    voxels instead (multiply seglosses' value by ``sum_i sum_c w_c g_ic / N`` to get it).
+    Binary: binary cross entropy with logits; ``class_weights`` then holds two weights
+    ``[negative, positive]``. Multilabel: BCE per channel, averaged over channels and voxels;
+    ``class_weights`` holds one weight per channel. Soft targets give ``-sum_c g_c log p_c``.
 
     ``label_smoothing=e`` (Szegedy et al. 2016, arXiv:1512.00567) replaces the target by
-    ``(1 - e) g + e / C`` in multiclass mode -- PyTorch's ``F.cross_entropy(label_smoothing=e)``,
-    class weights and ``ignore_index`` included, and smp's ``SoftCrossEntropyLoss(smooth_factor=e)``
-    -- and by ``(1 - e) g + e (1 - g)`` in binary / multilabel mode (smp's
+    ``g~ = (1 - e) g + e / C`` in the numerator in multiclass mode (the denominator keeps the
+    unsmoothed weights) -- PyTorch's ``F.cross_entropy(label_smoothing=e)``, class weights and
+    ``ignore_index`` included (dense targets: its ``reduction="none"`` elements, as above), and
+    smp's ``SoftCrossEntropyLoss(smooth_factor=e)`` -- and by ``(1 - e) g + e (1 - g)`` in binary / multilabel mode (smp's
     ``SoftBCEWithLogitsLoss(smooth_factor=e)``).
 
     ``reduction="none"``: ``(N, *spatial)`` multiclass, ``(N, C, *spatial)`` binary / multilabel
@@ -212,6 +294,7 @@ class CELoss(SegLoss, registered_as='ce'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             class_weights=class_weights,
@@ -220,6 +303,84 @@ class CELoss(SegLoss, registered_as='ce'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
+        )
+
+
+class ClDiceLoss(SegLoss, registered_as='cldice'):
+    r"""Module form of :func:`seglosses.functional.cldice_loss` (registered as ``'cldice'``).
+
+    Soft clDice loss (centerline Dice).
+
+    .. math:: T_{prec} = \frac{\sum_i S(p)_{i} g_{i} + s}{\sum_i S(p)_{i} + s},\quad
+              T_{sens} = \frac{\sum_i S(g)_{i} p_{i} + s}{\sum_i S(g)_{i} + s},\quad
+              L = 1 - \frac{2\,T_{prec} T_{sens}}{T_{prec} + T_{sens}}
+
+    per (sample, class), with :math:`S` the soft skeleton (:func:`soft_skeleton`, ``iters``
+    iterations) of the probabilities p and of the target g; averaged over the kept classes and
+    the samples. ``batch=True`` sums over the batch first; ``pool_classes=True`` sums over the
+    kept classes first (one score per sample). ``reduction="none"``: ``(N, C_kept)``
+    (``(1, C_kept)`` with ``batch``, ``(N, 1)`` with ``pool_classes``). ``ddp=True`` with
+    ``batch=True``: the sums of the global DistributedDataParallel batch (:mod:`seglosses._ddp`).
+
+    Reference: Shit, Paetzold, Sekuboyina et al., "clDice -- a Novel Topology-Preserving Loss
+    Function for Tubular Structure Segmentation", CVPR 2021, arXiv:2003.07311 (eqs. 1-3, Alg. 1-2).
+
+    Defaults: ``iters=3`` (the authors' and MONAI's default; use at least the radius of the
+    thickest vessel), ``smooth=1e-5`` (as the region losses; the authors use 1),
+    ``include_background=False`` (the authors' code drops channel 0). Use it with a region loss:
+    ``dice_cldice`` is ``0.5*dice+0.5*cldice`` (the authors' ``alpha=0.5``).
+
+    Conventions of other libraries: MONAI ``SoftclDiceLoss`` (1.5 and later) pools the kept
+    classes of each sample -- ``pool_classes=True`` here -- with ``smooth_nr = smooth_dr = 1``
+    and ``1e-4`` added to the harmonic mean's denominator; ``cldice(pool_classes=True,
+    smooth=s)`` equals ``SoftclDiceLoss(smooth_nr=s, smooth_dr=s, smooth=1e-12)`` (tested; MONAI
+    needs ``softmax=True, to_onehot_y=True`` for a label map, and its ``include_background``
+    defaults to True). MONAI before 1.5 and the authors' code also pool the batch
+    (``batch=True, pool_classes=True``); old MONAI dropped channel 0 unconditionally, so a
+    one-channel input gave 0 -- here binary mode supervises its single channel.
+
+    Never use it alone: a prediction of (nearly) 1 everywhere has an empty soft skeleton (erosion
+    does not shrink it from the image border), so :math:`T_{prec} = s/s = 1`, :math:`T_{sens} = 1`
+    and the loss is 0 (tested) -- the authors and MONAI always add a region loss, as
+    ``dice_cldice`` does. (A 200-iteration run of the ``topology`` bench preset with ``cldice``
+    alone converged to that all-foreground prediction.)
+
+    Empty ground truth: a class with no voxel has no skeleton, :math:`T_{sens} = 1`; the loss is
+    0 when nothing is predicted for it and close to 1 (``1 - 2 T_{prec}/(T_{prec}+1)``) when
+    anything is. Never NaN: the harmonic mean's denominator is clamped at 1e-12.
+
+    Examples: see :func:`seglosses.functional.cldice_loss`;
+    ``ClDiceLoss(**options)(logits, target)`` equals ``cldice_loss(logits, target, **options)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        iters=3,
+        smooth=1e-05,
+        batch=False,
+        pool_classes=False,
+        include_background=False,
+        reduction='mean',
+        ddp=False,
+        mode=None,
+        from_logits=True,
+        ignore_index=None,
+        **unknown,
+    ):
+        super().__init__(
+            iters=iters,
+            smooth=smooth,
+            batch=batch,
+            pool_classes=pool_classes,
+            include_background=include_background,
+            reduction=reduction,
+            ddp=ddp,
+            mode=mode,
+            from_logits=from_logits,
+            ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -289,6 +450,7 @@ class CMSSLoss(SegLoss, registered_as='cmss'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             window_size=window_size,
@@ -298,6 +460,7 @@ class CMSSLoss(SegLoss, registered_as='cmss'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -342,22 +505,26 @@ class ComboLoss(SegLoss, registered_as='combo'):
         beta=0.5,
         smooth=1e-05,
         batch=False,
+        ddp=False,
         include_background=True,
         reduction='mean',
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             alpha=alpha,
             beta=beta,
             smooth=smooth,
             batch=batch,
+            ddp=ddp,
             include_background=include_background,
             reduction=reduction,
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -410,6 +577,7 @@ class DiceLoss(SegLoss, registered_as='dice'):
         smooth_nr=None,
         smooth_dr=None,
         batch=False,
+        ddp=False,
         squared=False,
         include_background=True,
         class_weights=None,
@@ -419,12 +587,14 @@ class DiceLoss(SegLoss, registered_as='dice'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             smooth=smooth,
             smooth_nr=smooth_nr,
             smooth_dr=smooth_dr,
             batch=batch,
+            ddp=ddp,
             squared=squared,
             include_background=include_background,
             class_weights=class_weights,
@@ -434,6 +604,7 @@ class DiceLoss(SegLoss, registered_as='dice'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -476,6 +647,7 @@ class DistancePenalizedCELoss(SegLoss, registered_as='dpce'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             spacing=spacing,
@@ -483,6 +655,7 @@ class DistancePenalizedCELoss(SegLoss, registered_as='dpce'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -532,12 +705,14 @@ class ExpLogLoss(SegLoss, registered_as='ell'):
         gamma_cross=0.3,
         smooth=1.0,
         batch=False,
+        ddp=False,
         include_background=True,
         class_weights=None,
         reduction='mean',
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             w_dice=w_dice,
@@ -546,12 +721,14 @@ class ExpLogLoss(SegLoss, registered_as='ell'):
             gamma_cross=gamma_cross,
             smooth=smooth,
             batch=batch,
+            ddp=ddp,
             include_background=include_background,
             class_weights=class_weights,
             reduction=reduction,
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -569,7 +746,8 @@ class FocalLoss(SegLoss, registered_as='focal'):
     channel (multilabel); in binary / multilabel mode a float is the foreground weight and
     ``1 - alpha`` the background weight (Lin et al.'s alpha_t). In multiclass mode a float needs
     ``alpha_foreground=True``: class 0 then gets ``1 - alpha`` and every other class ``alpha``
-    (MONAI's ``FocalLoss(use_softmax=True, alpha=a)``). ``alpha`` multiplies the elements (the
+    (MONAI's ``FocalLoss(use_softmax=True, alpha=a)``); ``alpha_foreground=True`` anywhere else
+    (no float alpha, or binary / multilabel mode) is an error, not silently ignored. ``alpha`` multiplies the elements (the
     mean still divides by the number of elements, as in Lin et al.).
 
     ``class_weights``: one weight per class (multiclass; binary: ``[negative, positive]``) or per
@@ -608,6 +786,7 @@ class FocalLoss(SegLoss, registered_as='focal'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             gamma=gamma,
@@ -619,6 +798,7 @@ class FocalLoss(SegLoss, registered_as='focal'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -661,12 +841,14 @@ class FocalTverskyLoss(SegLoss, registered_as='focal_tversky'):
         smooth_nr=None,
         smooth_dr=None,
         batch=False,
+        ddp=False,
         include_background=True,
         class_weights=None,
         reduction='mean',
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             alpha=alpha,
@@ -676,12 +858,14 @@ class FocalTverskyLoss(SegLoss, registered_as='focal_tversky'):
             smooth_nr=smooth_nr,
             smooth_dr=smooth_dr,
             batch=batch,
+            ddp=ddp,
             include_background=include_background,
             class_weights=class_weights,
             reduction=reduction,
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -727,24 +911,102 @@ class GeneralizedDiceLoss(SegLoss, registered_as='gdice'):
         smooth_nr=None,
         smooth_dr=None,
         batch=False,
+        ddp=False,
         include_background=True,
         soft_label=False,
         reduction='mean',
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             smooth=smooth,
             smooth_nr=smooth_nr,
             smooth_dr=smooth_dr,
             batch=batch,
+            ddp=ddp,
             include_background=include_background,
             soft_label=soft_label,
             reduction=reduction,
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
+        )
+
+
+class GeneralizedWassersteinDiceLoss(SegLoss, registered_as='gwdl'):
+    r"""Module form of :func:`seglosses.functional.gwdl_loss` (registered as ``'gwdl'``).
+
+    Generalized Wasserstein Dice loss.
+
+    .. math:: W_i = \sum_c M_{l_i c}\, p_{ic},\qquad
+              TP = \sum_i \alpha_{l_i} (1 - W_i),\qquad
+              L = 1 - \frac{2\,TP + s}{D + s}
+
+    per sample (or once over the batch with ``batch=True``). :math:`W_i` is the Wasserstein
+    distance between the predicted distribution at voxel i and the one-hot target for the class
+    distance matrix :math:`M` (soft targets: :math:`W_i = \sum_{l,c} g_{il} M_{lc} p_{ic}`).
+
+    * ``weighting_mode="default"`` (Fidon et al.): :math:`\alpha_0 = 0` (background),
+      :math:`\alpha_c = 1` otherwise, and :math:`D = 2\,TP + \sum_i W_i`.
+    * ``weighting_mode="GDL"`` (Tilborghs et al., appendix): :math:`\alpha_c = 1/(V_c + 1)` with
+      :math:`V_c` the voxel count of class c, and :math:`D = \sum_i \alpha_{l_i} (2 - W_i)`.
+
+    ``dist_matrix``: ``(C, C)`` class distances, zero on the diagonal; divided by its maximum as
+    in MONAI and the authors' code. Default: 1 off the diagonal, for which :math:`W_i = 1 - p_{i l_i}`
+    and the loss is a Dice of the foreground with the background excluded.
+
+    Computed from statistics, never from a per-voxel map: the sum of :math:`W` over the voxels of
+    label l is :math:`\sum_c M_{lc} J_{lc}` with the soft confusion matrix
+    :math:`J_{lc} = \sum_{i: l_i = l} p_{ic}` (one :func:`~seglosses._stats.class_sum` per class);
+    for the default matrix and softmax logits it is :math:`V_l - tp_l`, straight from the soft
+    statistics of the Dice losses.
+
+    Reference: Fidon et al., "Generalised Wasserstein Dice Score for Imbalanced Multi-class
+    Segmentation using Holistic Convolutional Networks", BrainLes 2017, arXiv:1707.00478;
+    Tilborghs et al. 2020, arXiv:2007.15546 (the ``"GDL"`` weighting).
+
+    Conventions of other libraries: MONAI ``GeneralizedWassersteinDiceLoss(dist_matrix, weighting_mode,
+    smooth_nr=s, smooth_dr=s)`` computes the same per sample (tested; before MONAI 1.6 its
+    ``reduction`` mixed the samples of a batch). Multiclass only (the distance matrix is over
+    the softmax classes); ``reduction="none"`` returns the per-sample losses ``(N,)`` (``(1,)``
+    with ``batch=True``). The class weights are constants (no gradient). ``ddp=True`` with
+    ``batch=True``: the statistics of the global DistributedDataParallel batch.
+
+    Empty ground truth: with the default weighting, an image of background only has
+    :math:`TP = 0`: the loss is 0 when the prediction is all background and close to 1 otherwise.
+
+    Examples: see :func:`seglosses.functional.gwdl_loss`;
+    ``GeneralizedWassersteinDiceLoss(**options)(logits, target)`` equals ``gwdl_loss(logits, target, **options)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        dist_matrix=None,
+        weighting_mode='default',
+        smooth=1e-05,
+        batch=False,
+        reduction='mean',
+        ddp=False,
+        mode=None,
+        from_logits=True,
+        ignore_index=None,
+        **unknown,
+    ):
+        super().__init__(
+            dist_matrix=dist_matrix,
+            weighting_mode=weighting_mode,
+            smooth=smooth,
+            batch=batch,
+            reduction=reduction,
+            ddp=ddp,
+            mode=mode,
+            from_logits=from_logits,
+            ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -806,6 +1068,7 @@ class HausdorffLoss(SegLoss, registered_as='hausdorff'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             alpha=alpha,
@@ -816,6 +1079,7 @@ class HausdorffLoss(SegLoss, registered_as='hausdorff'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -857,6 +1121,7 @@ class IoULoss(SegLoss, registered_as='iou'):
         smooth_nr=None,
         smooth_dr=None,
         batch=False,
+        ddp=False,
         include_background=True,
         class_weights=None,
         average='macro',
@@ -865,12 +1130,14 @@ class IoULoss(SegLoss, registered_as='iou'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             smooth=smooth,
             smooth_nr=smooth_nr,
             smooth_dr=smooth_dr,
             batch=batch,
+            ddp=ddp,
             include_background=include_background,
             class_weights=class_weights,
             average=average,
@@ -879,6 +1146,7 @@ class IoULoss(SegLoss, registered_as='iou'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -917,6 +1185,7 @@ class LogCoshDiceLoss(SegLoss, registered_as='log_cosh_dice'):
         smooth_nr=None,
         smooth_dr=None,
         batch=False,
+        ddp=False,
         squared=False,
         include_background=True,
         class_weights=None,
@@ -924,12 +1193,14 @@ class LogCoshDiceLoss(SegLoss, registered_as='log_cosh_dice'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             smooth=smooth,
             smooth_nr=smooth_nr,
             smooth_dr=smooth_dr,
             batch=batch,
+            ddp=ddp,
             squared=squared,
             include_background=include_background,
             class_weights=class_weights,
@@ -937,6 +1208,7 @@ class LogCoshDiceLoss(SegLoss, registered_as='log_cosh_dice'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -972,6 +1244,7 @@ class LogHausdorffLoss(SegLoss, registered_as='log_hausdorff'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             alpha=alpha,
@@ -982,6 +1255,7 @@ class LogHausdorffLoss(SegLoss, registered_as='log_hausdorff'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -1038,6 +1312,7 @@ class LovaszLoss(SegLoss, registered_as='lovasz'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             classes=classes,
@@ -1048,6 +1323,124 @@ class LovaszLoss(SegLoss, registered_as='lovasz'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
+        )
+
+
+class LovaszHingeLoss(SegLoss, registered_as='lovasz_hinge'):
+    r"""Module form of :func:`seglosses.functional.lovasz_hinge_loss` (registered as ``'lovasz_hinge'``).
+
+    Binary Lovász hinge loss: the Lovász extension of the Jaccard loss at the hinge errors.
+
+    .. math:: m_i = \max(0,\ 1 - z_i\,(2 g_i - 1)),\qquad
+              L = \sum_i m_{\pi_i}\,\big(\Delta_J(\{\pi_1..\pi_i\}) - \Delta_J(\{\pi_1..\pi_{i-1}\})\big)
+
+    with :math:`z` the logit of the foreground, :math:`\pi` the order of decreasing errors and
+    :math:`\Delta_J` the Jaccard loss of the foreground (as in :func:`lovasz_loss`, whose sorting
+    and closed-form Lovász gradient it shares). Per image (``per_image=True``, Berman's and
+    kornia's default for the hinge) then averaged over the images, or once over the whole batch.
+    Binary mode; in multilabel mode every channel is its own binary problem (averaged).
+
+    The loss works on the **logits** (margins), not on probabilities: with ``from_logits=False``
+    the input probabilities are turned back into logits (``logit(p)``, clamped at 1e-6).
+
+    Reference: Berman, Rannen Triki & Blaschko 2018, "The Lovász-softmax loss: a tractable
+    surrogate for the optimization of the intersection-over-union measure in neural networks",
+    CVPR, arXiv:1705.08790, eqs. (9)-(10).
+
+    Conventions of other libraries: kornia ``lovasz_hinge_loss(pred (B, 1, H, W), target)`` is
+    this loss with ``per_image=True`` (tested; kornia is 2-D only, without ``ignore_index``).
+
+    Empty ground truth: an image without foreground has :math:`\Delta_J = 1` from its first false
+    positive on, so its loss is the largest hinge error (0 when every logit is at most -1).
+    Ignored voxels have error 0 and do not count. ``reduction="none"`` returns the
+    per-(image, channel) losses ``(N, C)`` (``(1, C)`` with ``per_image=False``).
+
+    Examples: see :func:`seglosses.functional.lovasz_hinge_loss`;
+    ``LovaszHingeLoss(**options)(logits, target)`` equals ``lovasz_hinge_loss(logits, target, **options)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        per_image=True,
+        reduction='mean',
+        mode=None,
+        from_logits=True,
+        ignore_index=None,
+        **unknown,
+    ):
+        super().__init__(
+            per_image=per_image,
+            reduction=reduction,
+            mode=mode,
+            from_logits=from_logits,
+            ignore_index=ignore_index,
+            **unknown,
+        )
+
+
+class MCCLoss(SegLoss, registered_as='mcc'):
+    r"""Module form of :func:`seglosses.functional.mcc_loss` (registered as ``'mcc'``).
+
+    Matthews correlation coefficient (MCC) loss.
+
+    .. math:: L_{MCC} = 1 - \frac{tp\,tn - fp\,fn}{\sqrt{(tp + fp)(tp + fn)(tn + fp)(tn + fn) + s}}
+
+    with the soft confusion counts of each (sample, class) -- one-vs-rest for multiclass --
+    or of each class over the batch with ``batch=True``: ``tp = sum p g``, ``fp = sum p - tp``,
+    ``fn = sum g - tp``, ``tn = n - tp - fp - fn`` over the voxels that are not ignored (from the
+    soft-statistics primitive, no one-hot). Averaged over kept classes and samples
+    (``reduction="none"``: ``(N, C_kept)``, ``(1, C_kept)`` with ``batch``). Unlike Dice,
+    the MCC rewards true negatives, so it penalises false positives on a mostly empty image.
+    The loss is in [0, 2]. A perfect prediction (``fp = fn = 0``) scores 0 exactly.
+
+    Reference: Abhishek & Hamarneh, "Matthews Correlation Coefficient Loss for Deep Convolutional
+    Networks: Application to Skin Lesion Segmentation", ISBI 2021, arXiv:2010.13454.
+
+    Defaults: ``smooth=1e-5`` under the square root only (MONAI's ``smooth_dr``; its
+    ``smooth_nr`` is 0); ``include_background=True`` (MONAI's default). ``ddp=True`` with
+    ``batch=True``: the counts of the global DistributedDataParallel batch (:mod:`seglosses._ddp`).
+
+    Conventions of other libraries: MONAI ``MCCLoss(smooth_nr=0, smooth_dr=s, batch=b)``
+    computes the same (tested). Numerics: the product of the four sums grows as ``n^4`` (1e32 for
+    a 512^3 volume, near float32's limit) and ``tp tn - fp fn`` cancels, so the last step, on
+    ``(N, C)`` numbers only, runs in float64 and is cast back (the sums stay float32).
+
+    Empty ground truth: the MCC is undefined (a zero row of the confusion matrix): the numerator
+    is 0, so the loss of that (sample, class) is 1 with zero gradient, except for an exactly
+    perfect prediction (0). Use ``batch=True`` or a companion term for images where a class may
+    be absent.
+
+    Examples: see :func:`seglosses.functional.mcc_loss`;
+    ``MCCLoss(**options)(logits, target)`` equals ``mcc_loss(logits, target, **options)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        smooth=1e-05,
+        batch=False,
+        include_background=True,
+        class_weights=None,
+        reduction='mean',
+        ddp=False,
+        mode=None,
+        from_logits=True,
+        ignore_index=None,
+        **unknown,
+    ):
+        super().__init__(
+            smooth=smooth,
+            batch=batch,
+            include_background=include_background,
+            class_weights=class_weights,
+            reduction=reduction,
+            ddp=ddp,
+            mode=mode,
+            from_logits=from_logits,
+            ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -1088,11 +1481,13 @@ class PenaltyGeneralizedDiceLoss(SegLoss, registered_as='pgdice'):
         smooth_nr=None,
         smooth_dr=None,
         batch=False,
+        ddp=False,
         include_background=True,
         reduction='mean',
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             k=k,
@@ -1100,11 +1495,13 @@ class PenaltyGeneralizedDiceLoss(SegLoss, registered_as='pgdice'):
             smooth_nr=smooth_nr,
             smooth_dr=smooth_dr,
             batch=batch,
+            ddp=ddp,
             include_background=include_background,
             reduction=reduction,
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -1156,6 +1553,7 @@ class ShapeAwareLoss(SegLoss, registered_as='shape_aware'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             spacing=spacing,
@@ -1163,6 +1561,7 @@ class ShapeAwareLoss(SegLoss, registered_as='shape_aware'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -1204,6 +1603,7 @@ class SigmoidFocalLoss(SegLoss, registered_as='sigmoid_focal'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             gamma=gamma,
@@ -1214,6 +1614,72 @@ class SigmoidFocalLoss(SegLoss, registered_as='sigmoid_focal'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
+        )
+
+
+class SkeletonRecallLoss(SegLoss, registered_as='skeleton_recall'):
+    r"""Module form of :func:`seglosses.functional.skeleton_recall_loss` (registered as ``'skeleton_recall'``).
+
+    Skeleton recall loss: soft recall of the prediction on the tubed skeleton of the target.
+
+    .. math:: L = 1 - \frac{\sum_i p_{ic} T_{ic} + s}{\sum_i T_{ic} + s}
+
+    per (sample, class) -- or per class over the batch with ``batch=True`` -- averaged over the
+    kept classes and samples (``reduction="none"``: ``(N, C_kept)``, ``(1, C_kept)`` with
+    ``batch``; ``ddp=True`` with ``batch``: the sums of the global DistributedDataParallel batch).
+    :math:`T_c` is the hard skeleton of the target mask of class c
+    (scikit-image; :func:`seglosses.skeleton.tubed_skeleton`) dilated ``tube`` times by the
+    face-connected cross and restricted to the mask. It is computed from the target on the fly,
+    or given precomputed as ``skeleton=`` ``(N, C, *spatial)``
+    (:class:`seglosses.transforms.PrecomputeSkeletons`, :func:`seglosses.skeleton.skeleton_map`
+    with the same ``tube``). It only rewards recall: combine it with Dice + CE, as the paper does
+    (``build_loss("dice+ce+skeleton_recall")``).
+
+    Reference: Kirchhoff, Rokuss, Roy et al., "Skeleton Recall Loss for Connectivity Conserving and
+    Resource Efficient Segmentation of Thin Tubular Structures", ECCV 2024, arXiv:2404.03010.
+
+    Defaults: ``tube=2`` (the paper's two dilations), ``smooth=1e-5`` (the authors' code uses 1),
+    ``include_background=False`` (the authors' code refuses the background).
+
+    Differences from the authors' code (nnU-Net fork): it returns ``-recall``, a negative loss;
+    here ``1 - recall`` (0 is perfect). It skeletonises the union of the foreground classes and
+    labels the skeleton afterwards; here every class (channel) is skeletonised on its own, which is
+    the same for one foreground class and lets multilabel targets and ``include_background=True``
+    work (their code raises for the latter).
+
+    Empty ground truth: a class without voxels has an empty skeleton; its recall is ``s / s = 1``
+    (loss 0, no gradient): there is nothing to recall.
+
+    Examples: see :func:`seglosses.functional.skeleton_recall_loss`;
+    ``SkeletonRecallLoss(**options)(logits, target)`` equals ``skeleton_recall_loss(logits, target, **options)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        tube=2,
+        smooth=1e-05,
+        batch=False,
+        include_background=False,
+        reduction='mean',
+        ddp=False,
+        mode=None,
+        from_logits=True,
+        ignore_index=None,
+        **unknown,
+    ):
+        super().__init__(
+            tube=tube,
+            smooth=smooth,
+            batch=batch,
+            include_background=include_background,
+            reduction=reduction,
+            ddp=ddp,
+            mode=mode,
+            from_logits=from_logits,
+            ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -1254,23 +1720,27 @@ class SensitivitySpecificityLoss(SegLoss, registered_as='ss'):
         w=0.05,
         smooth=1e-05,
         batch=False,
+        ddp=False,
         include_background=True,
         class_weights=None,
         reduction='mean',
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             w=w,
             smooth=smooth,
             batch=batch,
+            ddp=ddp,
             include_background=include_background,
             class_weights=class_weights,
             reduction=reduction,
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -1308,6 +1778,7 @@ class TopKLoss(SegLoss, registered_as='topk'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             k=k,
@@ -1316,6 +1787,7 @@ class TopKLoss(SegLoss, registered_as='topk'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -1350,6 +1822,7 @@ class TopKThresholdLoss(SegLoss, registered_as='topk_threshold'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             threshold=threshold,
@@ -1357,6 +1830,7 @@ class TopKThresholdLoss(SegLoss, registered_as='topk_threshold'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -1379,12 +1853,21 @@ class TverskyLoss(SegLoss, registered_as='tversky'):
 
     Defaults: ``alpha=0.3``, ``beta=0.7`` (Salehi et al.'s best setting: penalise false negatives
     more, for small lesions), ``smooth=1e-5``; ``smooth_nr`` / ``smooth_dr``, ``average``
-    (``"micro"``: kornia's ``tversky_loss``, classes pooled), ``soft_label`` (Wang & Blaschko
+    (``"micro"``: the kept classes' statistics pooled), ``soft_label`` (Wang & Blaschko
     2023: with :math:`tp = (\sum p + \sum g - \sum|p - g|)/2`, zero exactly when p equals a soft
     target) and ``include_background`` as :func:`dice_loss`. ``reduction="none"``:
     ``(N, C_kept)`` (``(1, C_kept)`` with ``batch``; ``(N,)`` with ``average="micro"``).
 
-    Conventions of other libraries: MONAI ``TverskyLoss(alpha=a, beta=b)`` uses the same roles
+    ``average="micro"`` with a multiclass softmax and a label map (every class kept, no
+    ``class_weights``): pooled over the classes, :math:`\sum_c fp_c = \sum_i (1 - p_{i,g_i}) =
+    \sum_c fn_c`, so micro Tversky is :math:`tp / (tp + (\alpha + \beta) fp)`: it depends on
+    ``alpha + beta`` only, and equals micro Dice whenever ``alpha + beta = 1`` (the defaults
+    0.3 / 0.7 included) -- the fp / fn asymmetry is lost. Use the default ``"macro"`` for it.
+
+    Conventions of other libraries: kornia's ``tversky_loss`` / ``TverskyLoss`` (0.9) is a macro
+    average over the classes *present in each sample's target*; seglosses' ``"macro"`` equals it
+    (``smooth_nr=0, smooth_dr=eps``) when every class is present in every sample (an absent class
+    counts here, see below). MONAI ``TverskyLoss(alpha=a, beta=b)`` uses the same roles
     (alpha on fp, beta on fn) but defaults to 0.5/0.5. Jadon 2020 (II-F) writes the index with a
     single ``beta`` weighting the false *positives*; some code bases (e.g. Abraham & Khan's focal
     Tversky code) put ``alpha`` on the false negatives -- swap the arguments to reproduce them.
@@ -1405,6 +1888,7 @@ class TverskyLoss(SegLoss, registered_as='tversky'):
         smooth_nr=None,
         smooth_dr=None,
         batch=False,
+        ddp=False,
         include_background=True,
         class_weights=None,
         average='macro',
@@ -1413,6 +1897,7 @@ class TverskyLoss(SegLoss, registered_as='tversky'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             alpha=alpha,
@@ -1421,6 +1906,7 @@ class TverskyLoss(SegLoss, registered_as='tversky'):
             smooth_nr=smooth_nr,
             smooth_dr=smooth_dr,
             batch=batch,
+            ddp=ddp,
             include_background=include_background,
             class_weights=class_weights,
             average=average,
@@ -1429,6 +1915,94 @@ class TverskyLoss(SegLoss, registered_as='tversky'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
+        )
+
+
+class UnifiedFocalLoss(SegLoss, registered_as='unified_focal'):
+    r"""Module form of :func:`seglosses.functional.unified_focal_loss` (registered as ``'unified_focal'``).
+
+    Unified focal loss (asymmetric by default, or symmetric).
+
+    .. math:: L_{UF} = \lambda\, L_{mF} + (1 - \lambda)\, L_{mFT}
+
+    **Modified focal loss** (mean over the voxels of the per-voxel sum over classes):
+
+    .. math:: L_{maF} = \frac{1}{|\Omega|}\sum_i \Big[(1-\delta)(1 - p_{i0})^\gamma (-g_{i0}\log p_{i0})
+              + \delta \sum_{c \ge 1} (-g_{ic} \log p_{ic})\Big]
+
+    (asymmetric: only the background, class 0, is focally suppressed; symmetric: every class gets
+    the factor :math:`(1 - p_{ic})^\gamma`).
+
+    **Modified focal Tversky loss** (mean over classes), with
+    :math:`mTI_c = (tp_c + s)/(tp_c + \delta fn_c + (1-\delta) fp_c + s)`:
+
+    .. math:: L_{maFT} = \frac{1}{C}\Big[(1 - mTI_0) + \sum_{c \ge 1} (1 - mTI_c)^{1-\gamma}\Big]
+
+    (asymmetric: only the foreground classes are enhanced; symmetric: every class gets the
+    exponent :math:`1 - \gamma`). Multiclass: class 0 is the background and every other class a
+    rare (foreground) class -- the paper's multi-class form. Binary / multilabel: each sigmoid
+    channel is a two-class problem (background ``1 - p``, foreground ``p``), averaged over the
+    channels. ``include_background=False`` (multiclass) drops the background's terms.
+
+    Reference: Yeung, Sala, Schönlieb & Rundo, "Unified Focal loss: Generalising Dice and cross
+    entropy-based losses to handle class imbalanced medical image segmentation", Computerized
+    Medical Imaging and Graphics 95 (2022) 102026, arXiv:2102.04525.
+
+    Defaults: the paper's ``weight`` :math:`\lambda = 0.5`, ``delta=0.6``, ``gamma=0.5`` (the
+    authors' code); ``smooth=1e-5`` (their code: 1e-6 / 1e-7).
+
+    Conventions of other libraries: MONAI ``AsymmetricUnifiedFocalLoss`` is binary only, takes
+    probabilities (no activation despite its docstring), clips them to ``[1e-7, 1 - 1e-7]``,
+    defaults to ``delta=0.7``, and averages its focal term over the two classes instead of
+    summing them: with the same arguments, ``unified_focal(weight=1) = 2 x``
+    ``AsymmetricFocalLoss`` and ``unified_focal(weight=0) = AsymmetricFocalTverskyLoss`` (tested).
+    Here the logs come from the logits (no clipping) and the exponents below 1 have a finite slope
+    at 0 (linear below 1e-6).
+
+    Empty ground truth: a class absent from a sample has :math:`mTI = s / (s + (1-\delta) fp)`:
+    0 error when nothing is predicted for it, an error close to 1 otherwise; the focal term is
+    per voxel and always defined.
+
+    ``reduction="none"`` returns the per-sample losses ``(N,)`` (``(1,)`` with ``batch=True``).
+    ``ddp=True`` with ``batch=True``: both terms pool the global batch of DistributedDataParallel
+    (:mod:`seglosses._ddp`).
+
+    Examples: see :func:`seglosses.functional.unified_focal_loss`;
+    ``UnifiedFocalLoss(**options)(logits, target)`` equals ``unified_focal_loss(logits, target, **options)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        weight=0.5,
+        delta=0.6,
+        gamma=0.5,
+        variant='asymmetric',
+        smooth=1e-05,
+        batch=False,
+        include_background=True,
+        reduction='mean',
+        ddp=False,
+        mode=None,
+        from_logits=True,
+        ignore_index=None,
+        **unknown,
+    ):
+        super().__init__(
+            weight=weight,
+            delta=delta,
+            gamma=gamma,
+            variant=variant,
+            smooth=smooth,
+            batch=batch,
+            include_background=include_background,
+            reduction=reduction,
+            ddp=ddp,
+            mode=mode,
+            from_logits=from_logits,
+            ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -1465,6 +2039,7 @@ class WeightedCELoss(SegLoss, registered_as='wce'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             class_weights=class_weights,
@@ -1472,6 +2047,7 @@ class WeightedCELoss(SegLoss, registered_as='wce'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -1506,6 +2082,7 @@ class WeightedBCELoss(SegLoss, registered_as='weighted_bce'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             beta=beta,
@@ -1513,6 +2090,7 @@ class WeightedBCELoss(SegLoss, registered_as='weighted_bce'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -1520,17 +2098,22 @@ class WeightedBCELoss(SegLoss, registered_as='weighted_bce'):
 
 AsymLoss = AsymmetricSimilarityLoss
 BalancedCeLoss = BalancedCELoss
+BoundaryDouLoss = BoundaryDoULoss
 CeLoss = CELoss
+CldiceLoss = ClDiceLoss
 CmssLoss = CMSSLoss
 DPCELoss = DistancePenalizedCELoss
 DpceLoss = DistancePenalizedCELoss
 EllLoss = ExpLogLoss
 GDiceLoss = GeneralizedDiceLoss
 GdiceLoss = GeneralizedDiceLoss
+GwdlLoss = GeneralizedWassersteinDiceLoss
 IouLoss = IoULoss
+MccLoss = MCCLoss
 PGDiceLoss = PenaltyGeneralizedDiceLoss
 PgdiceLoss = PenaltyGeneralizedDiceLoss
 SSLoss = SensitivitySpecificityLoss
+SoftclDiceLoss = ClDiceLoss
 SsLoss = SensitivitySpecificityLoss
 TopkLoss = TopKLoss
 TopkThresholdLoss = TopKThresholdLoss
@@ -1541,9 +2124,11 @@ WeightedBceLoss = WeightedBCELoss
 __all__ = [
     'AsymmetricSimilarityLoss',
     'BalancedCELoss',
+    'BoundaryDoULoss',
     'BoundaryLoss',
     'CELoss',
     'CMSSLoss',
+    'ClDiceLoss',
     'ComboLoss',
     'DiceLoss',
     'DistancePenalizedCELoss',
@@ -1551,33 +2136,43 @@ __all__ = [
     'FocalLoss',
     'FocalTverskyLoss',
     'GeneralizedDiceLoss',
+    'GeneralizedWassersteinDiceLoss',
     'HausdorffLoss',
     'IoULoss',
     'LogCoshDiceLoss',
     'LogHausdorffLoss',
+    'LovaszHingeLoss',
     'LovaszLoss',
+    'MCCLoss',
     'PenaltyGeneralizedDiceLoss',
     'SensitivitySpecificityLoss',
     'ShapeAwareLoss',
     'SigmoidFocalLoss',
+    'SkeletonRecallLoss',
     'TopKLoss',
     'TopKThresholdLoss',
     'TverskyLoss',
+    'UnifiedFocalLoss',
     'WeightedBCELoss',
     'WeightedCELoss',
     'AsymLoss',
     'BalancedCeLoss',
+    'BoundaryDouLoss',
     'CeLoss',
+    'CldiceLoss',
     'CmssLoss',
     'DPCELoss',
     'DpceLoss',
     'EllLoss',
     'GDiceLoss',
     'GdiceLoss',
+    'GwdlLoss',
     'IouLoss',
+    'MccLoss',
     'PGDiceLoss',
     'PgdiceLoss',
     'SSLoss',
+    'SoftclDiceLoss',
     'SsLoss',
     'TopkLoss',
     'TopkThresholdLoss',
