@@ -41,6 +41,8 @@ examples:
   seglosses bench --preset paper --device cuda --out paper_out      # Ma et al. protocol (GPU/cluster)
   seglosses bench --preset topology --out topo_out  # thin vessels: clDice, skeleton recall, Betti errors
   seglosses bench --out seglosses_out --resume      # continue after an interruption
+  seglosses bench --data /data/my_2d --budget 10m   # fit the grid into 10 minutes (plan printed first)
+  seglosses bench --tasks liver --folds 5 --seeds 0,1,2 --plan      # cross-validation x 3 seeds: plan and ETA only
   seglosses report seglosses_out                    # rewrite report.html / report.md
   seglosses export seglosses_out --csv && seglosses rank seglosses_out/results.csv
 
