@@ -12,7 +12,7 @@ Three presets:
     ``seglosses bench`` with no argument: 12 losses on 2 built-in 2D tasks (liver: mild imbalance,
     pancreas: high imbalance), one learning rate,
     a tiny DynUNet, a few hundred iterations -- a CPU run of a few minutes (measured numbers in
-    ``docs/readme_bench.md``). It shows the machinery and a first ranking; it is not the paper.
+    ``docs/bench.md``). It shows the machinery and a first ranking; it is not the paper.
 ``paper``
     Ma et al.'s protocol: the 20 losses of their Table 2 plus the TopK (Table 3) and Dice
     (Table 4) variants -- 27 configurations in their Fig. 10 -- plus the TopK threshold variants

@@ -20,7 +20,7 @@ task           classes  what it looks like                                      
 The label sizes are set by voxel *counts* drawn around the target fraction of the image (a
 deformed ellipsoid or tube grows from its centre until it holds the drawn count), so the class
 ratios hold in 2D and 3D and at any image size. The measured ratios are in
-``docs/readme_data.md`` and checked by ``tests/test_bench_data.py``.
+``docs/data.md`` and checked by ``tests/test_bench_data.py``.
 
 Every image has the nuisances that keep a loss away from Dice 1 and let losses separate: tissue
 texture, a point-spread blur that makes partial-volume edges (labels stay hard), Gaussian noise,

@@ -6,7 +6,7 @@ hard masks, Betti-number errors) for thin structures.
 Surface metrics follow Nikolov et al. (2018, arXiv:1809.04430) exactly as DeepMind's
 ``surface-distance`` computes them (the NSD of the Decathlon and of Ma et al. 2021,
 doi:10.1016/j.media.2021.102035); ``method="voxel"`` reproduces MONAI's edge-voxel definition.
-See ``docs/readme_metrics.md``.
+See ``docs/metrics.md``.
 """
 
 from .case import METRIC_KEYS, evaluate_case
