@@ -70,13 +70,14 @@ def test_module_equals_functional(name):
     torch.testing.assert_close(module_value, expected, rtol=1e-6, atol=1e-7)
 
 
-_NEEDS_ENVIRONMENT = {"ddp"}
+_NEEDS_ENVIRONMENT = {"ddp", "alpha_foreground"}  # alpha_foreground=True needs a float alpha
 
 
 def _non_default_options(info):
     """A valid non-default value for every option of a loss (bool flipped, int + 2 (odd window
     sizes stay odd), float halved, reduction 'sum'); options without such a value are left out,
-    and so are options that need an environment (``ddp=True`` needs a process group: tests/test_ddp.py)."""
+    and so are options that need an environment or another option (``ddp=True`` needs a process
+    group: tests/test_ddp.py; ``alpha_foreground=True`` a float ``alpha``)."""
     out = {}
     for k, v in info.defaults.items():
         if k in _NEEDS_ENVIRONMENT:
