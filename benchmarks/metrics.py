@@ -72,7 +72,7 @@ def best_of(fn, repeats: int):
 
 
 def run_ours(gt, pred, tol, method, workers):
-    s = surface_distances(gt, pred, SPACING, method=method, workers=workers)
+    s = surface_distances(pred=pred, gt=gt, spacing=SPACING, method=method, workers=workers)
     return s.normalized_surface_dice(tol), s.hausdorff(95)
 
 

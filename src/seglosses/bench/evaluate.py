@@ -146,7 +146,7 @@ def evaluate_model(
             overlap=overlap,
         )
         result = evaluate_case(
-            pred_labels=pred, gt_labels=case.label, labels=labels, spacing=case.spacing, tolerance=tolerance
+            pred=pred, gt=case.label, labels=labels, spacing=case.spacing, tolerance=tolerance
         )
         topo = evaluate_topology(pred, case.label, labels) if topology else {}
         for lab in labels:

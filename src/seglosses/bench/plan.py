@@ -553,8 +553,8 @@ def probe(
 
         t0 = time.perf_counter()
         evaluate_case(
-            pred_labels=metric_case.label,
-            gt_labels=metric_case.label,
+            pred=metric_case.label,
+            gt=metric_case.label,
             labels=list(range(1, num_classes)),
             spacing=metric_case.spacing,
             tolerance=tolerance,
