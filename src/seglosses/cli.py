@@ -18,6 +18,7 @@ COMMANDS = [
     ("export", "seglosses.bench.cli", "export an OUT folder's results as tidy CSV"),
     ("losses", "seglosses.registry", "print the loss catalogue"),
     ("tasks", "seglosses.bench.cli", "list the built-in synthetic tasks, or save previews"),
+    ("recommend", "seglosses.recommend", "which loss for this dataset: profile, shortlist with reasons, optional confirmation"),
     ("info", "seglosses._native", "versions, threads, and whether the compiled CPU kernels are in use"),
 ]
 
