@@ -34,10 +34,12 @@ The JSON schema of ``seglosses recommend --json`` is documented in ``docs/recomm
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import math
+import sys
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -412,31 +414,36 @@ def format_recommendation(doc: dict) -> List[str]:
 
 
 def confirm(doc: dict, data: str, *, out: str, budget: Optional[str] = None, spatial_dims=None,
-            device: str = "cpu", extra: Optional[dict] = None, log=print) -> dict:
+            device: str = "cpu", extra_args: Sequence[str] = (), quiet: bool = False) -> dict:
     """Run ``seglosses bench`` on ``data`` with the shortlist and report the winner.
 
-    The bench stores the recommendation (profile, shortlist and reasons) with its results, so its
-    report's "what to use" section shows them. ``confirmed`` is ``{"out", "report", "winner",
-    "baseline", "significant", "p_value", "ranking", "summary"}``: ``significant`` says whether the
-    winner's per-case DSC is significantly higher than the baseline's (one-sided Wilcoxon signed
-    rank, alpha 0.05, the ranking's own test; ``False`` when the baseline wins).
+    The bench runs with ``--resume`` (an interrupted confirmation continues where it stopped) and
+    ``--budget`` when given (the bench's planner fits the grid into it). The recommendation
+    (profile, shortlist and reasons) is then stored with the results (meta key
+    ``recommendation``) and the report is rewritten, so its "What to use" section shows them.
+    Returns ``{"out", "report", "winner", "baseline", "significant", "p_value", "ranking",
+    "mean_dsc", "summary"}`` (:func:`summarise_confirmation`).
     """
-    from .bench import cli as bench_cli
+    from .bench.store import ResultStore
+    from .bench.synthetic import TASKS
+    from .cli import main
 
     losses = ",".join(c["loss"] for c in doc["shortlist"])
-    argv = ["--losses", losses, "--out", str(out), "--device", device, "--resume"]
-    from .bench.synthetic import TASKS
-
+    argv = ["bench", "--losses", losses, "--out", str(out), "--device", device, "--resume", "--no-report"]
     argv += ["--tasks", data] if data in TASKS else ["--data", str(data)]
     if budget:
         argv += ["--budget", budget]
     if spatial_dims:
-        argv += ["--dims", str(spatial_dims)]
-    for k, v in (extra or {}).items():
-        argv += [k] if v is True else [k, str(v)]
-    config = bench_cli.config_from_argv(argv)
-    config.recommendation = {k: doc[k] for k in ("profile", "regime", "evidence", "shortlist")}
-    bench_cli.run_config(config, log=log)
+        argv += ["--spatial-dims", str(spatial_dims)]
+    if quiet:
+        argv += ["--quiet"]
+    argv += list(extra_args)
+    rc = main(argv)
+    if rc != 0:
+        raise RuntimeError(f"--confirm: seglosses {' '.join(argv)} exited with status {rc}")
+    with ResultStore(out) as store:
+        store.set_meta("recommendation", {k: _jsonable(doc[k]) for k in ("profile", "regime", "evidence", "shortlist")})
+    main(["report", str(out)])
     return summarise_confirmation(out, baseline=doc["shortlist"][0]["loss"])
 
 
@@ -511,9 +518,13 @@ def run_recommend(args) -> int:
     if not to_stdout:
         print("\n".join(format_recommendation(doc)), flush=True)
     if args.confirm:
-        log = (lambda *a, **k: print(*a, file=__import__("sys").stderr, **k)) if to_stdout else print
-        doc["confirmed"] = confirm(doc, args.data, out=args.out, budget=args.budget, spatial_dims=args.dims,
-                                   device=args.device, log=log)
+        if to_stdout:  # keep stdout pure JSON: the bench's own output goes to stderr
+            with contextlib.redirect_stdout(sys.stderr):
+                doc["confirmed"] = confirm(doc, args.data, out=args.out, budget=args.budget,
+                                           spatial_dims=args.dims, device=args.device)
+        else:
+            doc["confirmed"] = confirm(doc, args.data, out=args.out, budget=args.budget,
+                                       spatial_dims=args.dims, device=args.device)
         if not to_stdout:
             print("\n".join(["", "Confirmation on your data", *(f"  {x}" for x in doc["confirmed"]["summary"])]))
     if args.json:
