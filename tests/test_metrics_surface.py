@@ -534,14 +534,14 @@ def test_error_messages():
     with pytest.raises(ValueError, match=r"gt must be a 2D or 3D mask .*got ndim=4 \(shape \(1, 2, 3, 4\)\)"):
         hausdorff_distance(np.zeros((1, 2, 3, 4)), np.zeros((1, 2, 3, 4)))
     with pytest.raises(
-        ValueError, match=r"spacing must have one value per spatial axis \(2 for a 2D mask\); got 3"
+        ValueError, match=r"spacing: expected 2 values \(one per spatial axis\), got 3"
     ):
         surface_distances(a2, b2, spacing=(1.0, 1.0, 1.0))
-    with pytest.raises(ValueError, match=r"spacing must be positive and finite.*\[1.0, 0.0\]"):
+    with pytest.raises(ValueError, match=r"spacing: expected finite positive values.*\[1.0, 0.0\]"):
         surface_distances(a2, b2, spacing=(1.0, 0.0))
-    with pytest.raises(ValueError, match=r"spacing must be positive.*-1.0"):
+    with pytest.raises(ValueError, match=r"spacing: expected finite positive values.*-1.0"):
         surface_distances(a2, b2, spacing=-1.0)
-    with pytest.raises(TypeError, match=r"spacing must be a number or a sequence of 2 numbers"):
+    with pytest.raises(TypeError, match=r"spacing: expected None, a number or a sequence of 2 numbers"):
         surface_distances(a2, b2, spacing="1mm")
     with pytest.raises(ValueError, match=r"tolerance must be a non-negative number of mm; got -0.5"):
         normalized_surface_dice(a2, b2, -0.5)

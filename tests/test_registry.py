@@ -157,3 +157,69 @@ def test_catalogue_command(capsys):
 def test_top_level_api():
     assert seglosses.build_loss is build_loss
     assert callable(seglosses.list_losses) and callable(seglosses.loss_info)
+
+
+# ----------------------------------------------------------------------------- generated module classes
+
+def _generator():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "gen_loss_classes.py"
+    spec = importlib.util.spec_from_file_location("gen_loss_classes", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_generated_loss_classes_match_the_registry():
+    """src/seglosses/losses/_classes.py is what scripts/gen_loss_classes.py writes from the registry."""
+    gen = _generator()
+    assert gen.TARGET.read_text() == gen.render(), "run: python scripts/gen_loss_classes.py"
+    assert gen.main(["--check"]) == 0
+
+
+def test_generator_check_fails_on_a_stale_file(tmp_path, monkeypatch, capsys):
+    gen = _generator()
+    stale = tmp_path / "_classes.py"
+    stale.write_text(gen.render().replace("class DiceLoss(", "class DiceLos("))
+    monkeypatch.setattr(gen, "TARGET", stale)
+    monkeypatch.setattr(gen, "ROOT", tmp_path)
+    assert gen.main(["--check"]) == 1
+    assert "out of date" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", [n for n in list_losses() if loss_info(n).spec is None])
+def test_every_single_loss_has_a_real_class(name):
+    import inspect
+
+    import seglosses.losses as losses
+    from seglosses.losses import _classes
+
+    info = loss_info(name)
+    cls = getattr(losses, info.class_name)
+    assert cls.__module__ == "seglosses.losses._classes" and cls.__name__ == info.class_name
+    assert info.module is cls and cls.info.name == name
+    assert isinstance(build_loss(name), cls)
+    assert f"class {info.class_name}(SegLoss" in inspect.getsource(_classes)
+    # help() shows the formula docstring of the functional form
+    first = inspect.getdoc(info.functional).split("\n\n")[0]
+    assert first in inspect.getdoc(cls)
+    # the constructor's signature lists every option with its default, and the contract
+    params = inspect.signature(cls).parameters
+    assert {k: params[k].default for k in info.defaults} == info.defaults
+    assert {"mode", "from_logits", "ignore_index"} <= set(params)
+    for alias in info.aliases:
+        assert getattr(losses, alias) is cls
+
+
+def test_paper_names_and_old_names():
+    from seglosses import losses
+
+    assert losses.CELoss is losses.CeLoss
+    assert losses.GeneralizedDiceLoss is losses.GdiceLoss is losses.GDiceLoss
+    assert losses.SensitivitySpecificityLoss is losses.SSLoss is losses.SsLoss
+    assert losses.TopKLoss is losses.TopkLoss
+    assert losses.IoULoss is losses.IouLoss
+    assert loss_info("gdice").class_name == "GeneralizedDiceLoss"
+    assert set(losses.__all__) >= {"DiceLoss", "CELoss", "CeLoss", "CompoundLoss", "SegLoss"}

@@ -18,7 +18,11 @@ Every loss in :mod:`seglosses` accepts ``(logits, target)`` as described in the 
 computed lazily in float32 (AMP-safe; float64 input stays float64, so ``gradcheck`` works) and
 cached, so a compound loss computes its softmax once.
 A label-map target stays a label map: region statistics gather and scatter on it
-(:mod:`seglosses._stats`) instead of materialising a float one-hot.
+(:mod:`seglosses._stats`) instead of materialising a float one-hot. Which statistics the terms
+of one call compute together is the typed :class:`SharedPass` request on ``Prepared.shared``;
+the compiled kernels are dispatched by :func:`seglosses._stats.native_stats`.
+
+Argument checks live in :mod:`seglosses._checks` (re-exported here for older imports).
 """
 
 from __future__ import annotations
@@ -30,35 +34,55 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ._checks import REDUCTIONS, check_choice, check_positive, check_reduction, describe as _describe
+from ._stats import native_stats
+
 MODES = ("multiclass", "binary", "multilabel")
-REDUCTIONS = ("mean", "sum", "none")
 
-__all__ = ["MODES", "REDUCTIONS", "Prepared", "prepare", "compute_dtype", "check_reduction", "check_choice", "check_positive"]
-
-
-def _describe(x: Any) -> str:
-    if isinstance(x, Tensor):
-        return f"tensor of shape {tuple(x.shape)} and dtype {x.dtype}"
-    return f"{type(x).__name__} {x!r}"
-
-
-def check_choice(name: str, value: Any, choices) -> None:
-    """Raise ``ValueError`` unless ``value`` is one of ``choices``."""
-    if value not in choices:
-        raise ValueError(f"{name}: expected one of {list(choices)}, got {value!r}")
+__all__ = [
+    "MODES",
+    "REDUCTIONS",
+    "Prepared",
+    "SharedPass",
+    "prepare",
+    "compute_dtype",
+    "check_reduction",
+    "check_choice",
+    "check_positive",
+]
 
 
-def check_reduction(reduction: str) -> None:
-    check_choice("reduction", reduction, REDUCTIONS)
+@dataclass
+class SharedPass:
+    """The compound handshake: what the terms of one loss call compute together, on one input.
 
+    A compound loss (:class:`~seglosses.losses.compound.CompoundLoss`, or one formula with
+    several terms such as ``ell``) evaluates several terms on the same :class:`Prepared` input.
+    With a multiclass label-map target, the region statistics (:func:`seglosses._stats.soft_stats`)
+    can produce the per-voxel cross entropy ``-log p_true`` in the same pass and the same autograd
+    node, so a later cross-entropy term costs no second pass and its backward is fused with the
+    Dice backward. The fields, in the order they are used:
 
-def check_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
-    """Raise ``ValueError`` unless ``value`` is a finite number > 0 (or >= 0)."""
-    ok = isinstance(value, (int, float)) and value == value and abs(value) != float("inf")
-    ok = ok and (value >= 0 if allow_zero else value > 0)
-    if not ok:
-        expected = "a finite number >= 0" if allow_zero else "a finite number > 0"
-        raise ValueError(f"{name}: expected {expected}, got {value!r}")
+    ``want_nll`` (request, bool)
+        Set to True by the compound *before* its first term runs ("a later term will need the
+        cross entropy"). The first pass that computes label-map statistics then also computes
+        ``-log p_true``: the compiled kernels (:func:`seglosses._stats.native_stats`) or the fused
+        PyTorch node (:class:`seglosses._stats._LabelMapStats`).
+    ``native`` (result, :class:`seglosses._native.NativeStats` or None) and ``native_decided``
+        The outputs of the compiled kernels' one pass (softmax, every statistic, ``nll`` when
+        requested), computed at most once per input; ``native_decided`` says whether the
+        dispatch already ran (``native`` is None when the kernels do not apply).
+    ``nll`` (result, Tensor or None)
+        ``-log p_true`` ``(N, S)`` made by the fused PyTorch statistics; taken (once) by
+        :func:`seglosses._stats.neg_log_true_class`, i.e. by the cross-entropy term.
+
+    A single loss never sets ``want_nll``; then nothing extra is computed.
+    """
+
+    want_nll: bool = False
+    native: Any = None
+    native_decided: bool = False
+    nll: Optional[Tensor] = None
 
 
 @dataclass
@@ -88,7 +112,13 @@ class Prepared:
     dense: Optional[Tensor]
     valid: Optional[Tensor]
     ignore_index: Optional[int] = None
-    _cache: dict = field(default_factory=dict, repr=False)
+    #: the compound handshake (see :class:`SharedPass`)
+    shared: SharedPass = field(default_factory=SharedPass, repr=False)
+    # lazily computed, cached values (see the properties below)
+    _probs: Optional[Tensor] = field(default=None, repr=False)
+    _log_probs: Optional[Tensor] = field(default=None, repr=False)
+    _log_probs_neg: Optional[Tensor] = field(default=None, repr=False)
+    _onehot: Optional[Tensor] = field(default=None, repr=False)
 
     # ------------------------------------------------------------------ shapes
     @property
@@ -116,7 +146,7 @@ class Prepared:
     @property
     def log_probs(self) -> Tensor:
         """log p in float32; multiclass: log_softmax over C; otherwise log sigmoid."""
-        if "log_probs" not in self._cache:
+        if self._log_probs is None:
             x = self.logits.to(self.dtype)
             if not self.from_logits:
                 lp = torch.log(x.clamp_min(1e-12))
@@ -124,60 +154,48 @@ class Prepared:
                 lp = F.log_softmax(x, dim=1)
             else:
                 lp = F.logsigmoid(x)
-            self._cache["log_probs"] = lp
-        return self._cache["log_probs"]
+            self._log_probs = lp
+        return self._log_probs
 
     @property
     def log_probs_neg(self) -> Tensor:
         """log(1 - p) in float32 (sigmoid modes), computed stably from the logits."""
-        if "log_probs_neg" not in self._cache:
+        if self._log_probs_neg is None:
             x = self.logits.to(self.dtype)
             if self.from_logits:
                 lq = F.logsigmoid(-x)
             else:
                 lq = torch.log((1.0 - x).clamp_min(1e-12))
-            self._cache["log_probs_neg"] = lq
-        return self._cache["log_probs_neg"]
+            self._log_probs_neg = lq
+        return self._log_probs_neg
 
-    def native(self, *, want_nll: bool = False, l1m_from: Optional[int] = None):
-        """Softmax and label-map statistics from the compiled kernels (:mod:`seglosses._native`),
-        computed once per call and shared by every term of a compound loss; ``None`` when they do
-        not apply (not multiclass logits with a label map, not float32/16 on the CPU, or
-        disabled) or when the probabilities were already computed another way.
-
-        The per-voxel cross entropy is computed in the same pass when the first caller asks for
-        it (``want_nll``) or a compound loss said that a later term will (``_cache["want_nll"]``);
-        so is the one-vs-rest ``sum log(1 - p)`` of the Combo loss when asked (``l1m_from``).
-        Outputs that the first call did not ask for are ``None``: callers then use PyTorch.
-        """
-        if "native" not in self._cache:
-            res = None
-            if self.mode == "multiclass" and self.from_logits and self.labels is not None and "probs" not in self._cache:
-                from ._native import softmax_label_stats
-
-                want = want_nll or bool(self._cache.get("want_nll"))
-                res = softmax_label_stats(self.logits, self.labels, self.valid, want_nll=want, l1m_from=l1m_from)
-            self._cache["native"] = res
-        return self._cache["native"]
+    @property
+    def has_probs(self) -> bool:
+        """Whether :attr:`probs` was already computed (then the compiled kernels no longer apply)."""
+        return self._probs is not None
 
     @property
     def probs(self) -> Tensor:
-        """p in float32: softmax over C (multiclass) or sigmoid (binary / multilabel)."""
-        if "probs" not in self._cache:
+        """p in float32: softmax over C (multiclass) or sigmoid (binary / multilabel).
+
+        Multiclass logits with a label map on the CPU take the softmax from the compiled kernels'
+        shared pass (:func:`seglosses._stats.native_stats`) when they apply.
+        """
+        if self._probs is None:
             x = self.logits.to(self.dtype)
-            nat = self.native() if self.mode == "multiclass" else None
+            nat = native_stats(self) if self.mode == "multiclass" else None
             if nat is not None:
                 p = nat.p
             elif not self.from_logits:
                 p = x
-            elif "log_probs" in self._cache and self.mode == "multiclass":
-                p = self._cache["log_probs"].exp()
+            elif self._log_probs is not None and self.mode == "multiclass":
+                p = self._log_probs.exp()
             elif self.mode == "multiclass":
                 p = torch.softmax(x, dim=1)
             else:
                 p = torch.sigmoid(x)
-            self._cache["probs"] = p
-        return self._cache["probs"]
+            self._probs = p
+        return self._probs
 
     # ---------------------------------------------------------------- targets
     def onehot(self) -> Tensor:
@@ -185,10 +203,9 @@ class Prepared:
         losses that need a dense field (distance maps, local statistics), never for sums."""
         if self.dense is not None:
             return self.dense
-        if "onehot" not in self._cache:
-            oh = F.one_hot(self.labels, self.num_classes).movedim(-1, 1).to(self.dtype)
-            self._cache["onehot"] = oh
-        return self._cache["onehot"]
+        if self._onehot is None:
+            self._onehot = F.one_hot(self.labels, self.num_classes).movedim(-1, 1).to(self.dtype)
+        return self._onehot
 
     def valid_or_ones(self) -> Tensor:
         if self.valid is not None:

@@ -7,7 +7,8 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import Tensor
 
-from ._contract import Prepared, check_reduction
+from ._checks import check_reduction
+from ._contract import Prepared
 
 __all__ = ["reduce_loss", "keep_classes", "class_weight_tensor"]
 

@@ -15,14 +15,48 @@ the size of the logits (measured in ``benchmarks/losses.py``).
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Optional
 
 import torch
 from torch import Tensor
 
-from ._contract import Prepared
+from ._native import NativeStats, softmax_label_stats
 
-__all__ = ["SoftStats", "soft_stats", "label_map_stats", "scatter_classes", "class_sum", "true_class", "neg_log_true_class"]
+if TYPE_CHECKING:  # the contract imports this module (Prepared.probs asks native_stats)
+    from ._contract import Prepared
+
+__all__ = [
+    "SoftStats",
+    "soft_stats",
+    "label_map_stats",
+    "native_stats",
+    "scatter_classes",
+    "class_sum",
+    "true_class",
+    "neg_log_true_class",
+]
+
+
+def native_stats(prep: "Prepared", *, want_nll: bool = False, l1m_from: Optional[int] = None) -> Optional[NativeStats]:
+    """The compiled kernels' one pass (:mod:`seglosses._native`): softmax and every label-map
+    statistic, computed at most once per prepared input and shared by every term of a compound
+    loss (:class:`~seglosses._contract.SharedPass`); ``None`` when the kernels do not apply (not
+    multiclass logits with a label map, not float32/16 on the CPU, disabled) or when the
+    probabilities were already computed another way.
+
+    The per-voxel cross entropy is computed in the same pass when the first caller asks for it
+    (``want_nll``) or a compound loss requested it (``prep.shared.want_nll``); so is the
+    one-vs-rest ``sum log(1 - p)`` of the Combo loss when asked (``l1m_from``). Outputs that the
+    first call did not ask for are ``None``: callers then use PyTorch.
+    """
+    shared = prep.shared
+    if not shared.native_decided:
+        res = None
+        if prep.mode == "multiclass" and prep.from_logits and prep.labels is not None and not prep.has_probs:
+            want = want_nll or shared.want_nll
+            res = softmax_label_stats(prep.logits, prep.labels, prep.valid, want_nll=want, l1m_from=l1m_from)
+        shared.native, shared.native_decided = res, True
+    return shared.native
 
 
 class SoftStats(NamedTuple):
@@ -235,13 +269,14 @@ def neg_log_true_class(prep: Prepared) -> Tensor:
     ``logsumexp(z) - z_l`` for the rare voxels whose probability is below 1e-30 (no underflow),
     and a fused backward (:class:`_SoftmaxNLL`). Soft targets give ``-sum_c g_c log p_c``.
     """
-    nat = prep.native(want_nll=True) if prep.labels is not None else None
+    nat = native_stats(prep, want_nll=True) if prep.labels is not None else None
     if nat is not None and nat.nll is not None:  # compiled kernels: log-sum-exp minus the true logit
         return nat.nll.view(prep.labels.shape)
     if not _fused_softmax(prep, None):
         return -true_class(prep, prep.log_probs)
-    if "nll" in prep._cache:  # made by the region statistics of the same call (one autograd node)
-        return prep._cache.pop("nll").view(prep.labels.shape)
+    if prep.shared.nll is not None:  # made by the region statistics of the same call (one autograd node)
+        nll, prep.shared.nll = prep.shared.nll, None
+        return nll.view(prep.labels.shape)
     p = prep.probs.detach()
     lab = prep.labels
     n, c = prep.batch_size, prep.num_classes
@@ -258,10 +293,10 @@ def label_map_stats(
     class) ``(N, C)`` for a label-map target, without a one-hot (see :class:`_LabelMapStats`).
 
     ``t2`` is zeros unless ``true_squared``. Multiclass logits on the CPU take every statistic
-    from the compiled kernels (:meth:`Prepared.native`); elsewhere they use the fused softmax
+    from the compiled kernels (:func:`native_stats`); elsewhere they use the fused softmax
     backward of :class:`_LabelMapStats`.
     """
-    nat = prep.native() if probs is None else None
+    nat = native_stats(prep) if probs is None else None
     if nat is not None:  # compiled kernels: every statistic from the one shared pass
         t2 = nat.t2 if true_squared else torch.zeros_like(nat.tp)
         return nat.tp, (nat.sum_p2 if squared else nat.sum_p), t2, nat.count
@@ -270,10 +305,10 @@ def label_map_stats(
     lab = prep.labels.reshape(n, -1)
     valid = None if prep.valid is None else prep.valid.reshape(n, -1).to(p.dtype)
     if _fused_softmax(prep, probs):
-        want_nll = bool(prep._cache.get("want_nll")) and "nll" not in prep._cache
+        want_nll = prep.shared.want_nll and prep.shared.nll is None
         tp, sum_p, t2, nll = _LabelMapStats.apply(prep.logits.to(prep.dtype), p.detach(), lab, valid, squared, true_squared, want_nll)
         if want_nll:  # picked up by neg_log_true_class (the CE term of a compound loss)
-            prep._cache["nll"] = nll
+            prep.shared.nll = nll
     else:
         tp, sum_p, t2, _ = _LabelMapStats.apply(None, p, lab, valid, squared, true_squared, False)
     ones = torch.ones((n, lab.shape[1]), device=p.device, dtype=p.dtype) if valid is None else valid

@@ -40,6 +40,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ._checks import check_spacing
+
 __all__ = [
     "BACKENDS",
     "BACKEND_ENV",
@@ -92,22 +94,6 @@ def resolve_backend(backend: Optional[str] = None) -> str:
 
 def _threads() -> int:
     return max(1, int(torch.get_num_threads()))
-
-
-def _check_spacing(spacing: Spacing, ndim: int) -> Tuple[float, ...]:
-    if spacing is None:
-        return (1.0,) * ndim
-    if isinstance(spacing, (int, float, np.floating, np.integer)):
-        spacing = (float(spacing),) * ndim
-    try:
-        sp = tuple(float(s) for s in spacing)
-    except TypeError:
-        raise TypeError(f"spacing: expected None, a number or a sequence of {ndim} numbers, got {spacing!r}") from None
-    if len(sp) != ndim:
-        raise ValueError(f"spacing: expected {ndim} values (one per spatial axis), got {len(sp)}: {spacing!r}")
-    if not all(np.isfinite(s) and s > 0 for s in sp):
-        raise ValueError(f"spacing: expected finite positive values, got {spacing!r}")
-    return sp
 
 
 # ----------------------------------------------------------------------------- one mask
@@ -188,7 +174,7 @@ def distance_transform(mask: ArrayLike, spacing: Spacing = None, backend: Option
         raise TypeError(f"mask: expected a numpy array or a torch tensor, got {type(mask).__name__}")
     if not 1 <= mask.ndim <= 3:
         raise ValueError(f"mask: expected 1 to 3 dimensions, got shape {tuple(mask.shape)}")
-    sp = _check_spacing(spacing, mask.ndim)
+    sp = check_spacing(spacing, mask.ndim)
     arr = mask.detach().cpu().numpy() if is_torch else mask
     arr = np.ascontiguousarray(arr != 0)
     out = _edt_fg(arr, sp, backend)
@@ -242,7 +228,7 @@ def compute_maps(kind: str, masks: Tensor, spacing: Spacing = None, backend: Opt
     """Internal entry for the losses: maps of bool masks ``(N, K, *spatial)`` (any device) as a
     float32 CPU tensor ``(N, K, *spatial)``. No gradient."""
     backend = resolve_backend(backend)
-    sp = _check_spacing(spacing, masks.ndim - 2)
+    sp = check_spacing(spacing, masks.ndim - 2)
     m = masks.detach().to("cpu", torch.bool).contiguous().numpy()
     shape = m.shape
     out = _compute(kind, m.reshape((-1,) + shape[2:]), sp, backend)
@@ -305,7 +291,7 @@ def _target_masks(
 def _maps(kind, target, num_classes, spacing, ignore_index, spatial_dims, backend) -> ArrayLike:
     backend = resolve_backend(backend)
     masks = _target_masks(target, num_classes, ignore_index, spatial_dims)
-    sp = _check_spacing(spacing, masks.ndim - 2)
+    sp = check_spacing(spacing, masks.ndim - 2)
     shape = masks.shape
     out = _compute(kind, masks.reshape((-1,) + shape[2:]), sp, backend).reshape(shape)
     if isinstance(target, Tensor):

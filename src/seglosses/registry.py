@@ -11,8 +11,12 @@ The decorator
 * turns ``dice_loss`` into the public functional form
   ``dice_loss(logits, target, *, mode=None, from_logits=True, ignore_index=None, **options)``
   (the core stays reachable as ``dice_loss.core``);
-* creates the thin ``torch.nn.Module`` form (``DiceLoss``), which stores the options and calls
-  the same core, so module and functional forms cannot disagree;
+* gives the thin ``torch.nn.Module`` form (``DiceLoss``), which stores the options and calls
+  the same core, so module and functional forms cannot disagree. The module classes are real
+  class definitions in the generated, checked-in :mod:`seglosses.losses._classes` (written by
+  ``python scripts/gen_loss_classes.py``; a test fails when it differs from the registry); each
+  binds itself to its registry entry (``class DiceLoss(SegLoss, registered_as="dice")``). A loss
+  registered outside the package gets a class made on the fly (``class_name``);
 * records metadata (:class:`LossInfo`): category, paper, formula, defaults read from the
   signature, supported modes, whether a distance map is needed.
 
@@ -33,7 +37,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
-from ._contract import MODES, Prepared, check_choice, prepare
+from ._checks import check_choice
+from ._contract import MODES, Prepared, prepare
 
 __all__ = [
     "LossInfo",
@@ -70,6 +75,9 @@ class LossInfo:
     functional: Optional[Callable] = field(default=None, repr=False, compare=False)
     module: Optional[type] = field(default=None, repr=False, compare=False)
     summary: str = ""
+    #: name of the module class (``DiceLoss``); ``aliases``: other importable names of it
+    class_name: Optional[str] = None
+    aliases: Tuple[str, ...] = ()
 
     @property
     def options(self) -> Tuple[str, ...]:
@@ -78,6 +86,7 @@ class LossInfo:
 
 
 _REGISTRY: Dict[str, LossInfo] = {}
+_STATE: Dict[str, bool] = {}
 
 
 class SegLoss(nn.Module):
@@ -91,6 +100,18 @@ class SegLoss(nn.Module):
     info: LossInfo
     _core: Callable
 
+    def __init_subclass__(cls, registered_as: Optional[str] = None, **kwargs):
+        """``class DiceLoss(SegLoss, registered_as="dice")`` binds the class to the registered
+        loss ``"dice"``: its core function, its metadata, and ``build_loss("dice")``."""
+        super().__init_subclass__(**kwargs)
+        if registered_as is not None:
+            info = _get(registered_as)
+            if info.functional is None:
+                raise ValueError(f"registered_as: {registered_as!r} is a named compound, not a single loss")
+            cls._core = staticmethod(info.functional.core)
+            cls.info = _replace(info, module=cls)
+            _REGISTRY[registered_as] = cls.info
+
     def __init__(self, **kwargs):
         super().__init__()
         _check_kwargs(self.info, kwargs)
@@ -98,7 +119,8 @@ class SegLoss(nn.Module):
         self.contract = {"mode": None, "from_logits": True, "ignore_index": None, **contract}
         if self.contract["mode"] is not None:
             check_choice("mode", self.contract["mode"], self.info.modes)
-        self.options = kwargs
+        # options equal to the core's default are left to the core (and out of the repr)
+        self.options = {k: v for k, v in kwargs.items() if not _is_default(v, self.info.defaults.get(k, _MISSING))}
 
     def prepare(self, logits: Tensor, target: Tensor) -> Prepared:
         prep = prepare(logits, target, **self.contract)
@@ -123,12 +145,29 @@ class SegLoss(nn.Module):
         return ", ".join(f"{k}={v!r}" for k, v in items.items())
 
 
+_MISSING = object()
+_PLAIN = (bool, int, float, str, type(None))
+
+
+def _is_default(value: Any, default: Any) -> bool:
+    """Whether an option equals its default (plain values only; a tensor or list never does)."""
+    if value is default:
+        return True
+    return type(value) is type(default) and isinstance(value, _PLAIN) and value == default
+
+
 def _check_kwargs(info: LossInfo, kwargs: dict) -> None:
     unknown = sorted(set(kwargs) - set(info.options))
     if unknown:
         raise ValueError(
             f"{info.name}: unknown argument(s) {unknown}; valid arguments are {sorted(info.options)}"
         )
+
+
+def instantiate(info: LossInfo, kwargs: dict) -> "SegLoss":
+    """``info.module(**kwargs)``, after checking the names (a ValueError that lists the valid ones)."""
+    _check_kwargs(info, kwargs)
+    return info.module(**kwargs)
 
 
 def _check_call_kwargs(info: LossInfo, kwargs: dict) -> None:
@@ -141,6 +180,7 @@ def _check_call_kwargs(info: LossInfo, kwargs: dict) -> None:
 
 
 def _camel(name: str) -> str:
+    """The historical class name of a loss: ``"gdice"`` -> ``"GdiceLoss"`` (kept as an alias)."""
     return "".join(part.capitalize() for part in name.split("_")) + "Loss"
 
 
@@ -153,11 +193,17 @@ def register_loss(
     modes: Sequence[str] = MODES,
     needs_distance_map: bool = False,
     call_args: Sequence[str] = (),
+    class_name: Optional[str] = None,
+    aliases: Sequence[str] = (),
 ) -> Callable[[Callable], Callable]:
     """Register a core loss function ``fn(prep: Prepared, *, **options) -> Tensor``.
 
     Returns the public functional form. ``call_args`` names keyword-only parameters of the core
-    that are per-call inputs (e.g. ``distance_map``), not options.
+    that are per-call inputs (e.g. ``distance_map``), not options. ``class_name`` names the
+    module form as the paper does (``"GeneralizedDiceLoss"``; default: the CamelCase name plus
+    ``Loss``); ``aliases`` are further importable names of it (the CamelCase name is always one).
+    Losses of the package get their class in :mod:`seglosses.losses._classes`: after adding one,
+    run ``python scripts/gen_loss_classes.py``.
     """
     check_choice("category", category, CATEGORIES)
     for m in modes:
@@ -184,6 +230,8 @@ def register_loss(
             needs_distance_map=needs_distance_map,
             call_args=tuple(call_args),
             summary=doc.split("\n\n")[0].replace("\n", " "),
+            class_name=class_name or _camel(name),
+            aliases=tuple(dict.fromkeys(a for a in (*aliases, _camel(name)) if a != (class_name or _camel(name)))),
         )
 
         @functools.wraps(core)
@@ -204,8 +252,8 @@ def register_loss(
         functional.__signature__ = sig.replace(parameters=contract_params + params[1:])
         functional.core = core
 
-        module = type(
-            _camel(name),
+        module = type(  # replaced by the generated class of seglosses.losses._classes when loaded
+            info.class_name,
             (SegLoss,),
             {
                 "__doc__": f"Module form of :func:`{core.__module__}.{core.__name__}` (registered as ``{name!r}``).\n\n{doc}",
@@ -238,10 +286,10 @@ def register_compound(
     """
     if name in _REGISTRY:
         raise ValueError(f"name: loss {name!r} is already registered")
-    terms = parse_spec(spec)
+    terms = _parse_spec(spec, load=False)  # its terms are registered before it
     modes = set(MODES)
     for _, term in terms:
-        modes &= set(_get(term).modes)
+        modes &= set(_get(term, load=False).modes)
     _REGISTRY[name] = LossInfo(
         name=name,
         category="compound",
@@ -249,8 +297,8 @@ def register_compound(
         formula=formula,
         defaults={t: {} for _, t in terms},
         modes=tuple(m for m in MODES if m in modes),
-        needs_distance_map=any(_get(t).needs_distance_map for _, t in terms),
-        call_args=tuple(sorted({a for _, t in terms for a in _get(t).call_args})),
+        needs_distance_map=any(_get(t, load=False).needs_distance_map for _, t in terms),
+        call_args=tuple(sorted({a for _, t in terms for a in _get(t, load=False).call_args})),
         spec=spec,
         schedule_factory=schedule_factory,
         summary=f"Weighted sum {spec}." + (" Scheduled weights (set_epoch)." if schedule_factory else ""),
@@ -260,13 +308,23 @@ def register_compound(
 # ----------------------------------------------------------------------------- lookup
 
 def _ensure_loaded() -> None:
-    # Importing the functional modules runs their @register_loss decorators.
-    from . import functional  # noqa: F401
-    from .losses import compound  # noqa: F401
+    # Importing the functional modules runs their @register_loss decorators; the generated
+    # module classes then bind themselves to the registry entries.
+    if _STATE:  # loaded, or loading (a registration inside the import asks again)
+        return
+    _STATE["loading"] = True
+    try:
+        from . import functional  # noqa: F401
+        from .losses import _classes  # noqa: F401
+    except BaseException:
+        _STATE.clear()
+        raise
+    _STATE["loaded"] = True
 
 
-def _get(name: str) -> LossInfo:
-    _ensure_loaded()
+def _get(name: str, load: bool = True) -> LossInfo:
+    if load:
+        _ensure_loaded()
     if name not in _REGISTRY:
         raise ValueError(f"loss: unknown loss {name!r}; registered losses are {sorted(_REGISTRY)}")
     return _REGISTRY[name]
@@ -292,6 +350,10 @@ _TERM = re.compile(r"^\s*(?:(?P<w>[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*\*\s*)?
 
 def parse_spec(spec: str) -> List[Tuple[float, str]]:
     """Parse ``"0.5*dice+2*ce"`` into ``[(0.5, "dice"), (2.0, "ce")]``; named compounds expand."""
+    return _parse_spec(spec)
+
+
+def _parse_spec(spec: str, load: bool = True) -> List[Tuple[float, str]]:
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(f"spec: expected a loss name or a weighted sum such as '0.5*dice+ce', got {spec!r}")
     # split on '+' that is not part of an exponent (1e+3)
@@ -302,9 +364,9 @@ def parse_spec(spec: str) -> List[Tuple[float, str]]:
         if not m:
             raise ValueError(f"spec: cannot parse term {part.strip()!r} of {spec!r}; expected 'name' or 'weight*name'")
         w = float(m.group("w")) if m.group("w") else 1.0
-        info = _get(m.group("name"))
+        info = _get(m.group("name"), load)
         if info.spec is not None:
-            out.extend((w * w2, t) for w2, t in parse_spec(info.spec))
+            out.extend((w * w2, t) for w2, t in _parse_spec(info.spec, load))
         else:
             out.append((w, info.name))
     return out
@@ -340,8 +402,7 @@ def build_loss(spec: str, **kwargs) -> nn.Module:
     _ensure_loaded()
     name = spec.strip() if isinstance(spec, str) else spec
     if isinstance(name, str) and name in _REGISTRY and _REGISTRY[name].spec is None:
-        info = _REGISTRY[name]
-        return info.module(**kwargs)
+        return instantiate(_REGISTRY[name], kwargs)
     terms = parse_spec(spec)
     from .losses.compound import CompoundLoss
 

@@ -1,6 +1,8 @@
-"""Boundary- and distance-based losses (Ma et al. 2021 secs. 2.1.4, 2.3, 2.6; Jadon 2020 II-I, II-L, II-M).
+"""Boundary- and distance-based losses (Ma et al. 2021 secs. 2.3, 2.6; Jadon 2020 II-I, II-M).
 
-Every loss here weights a per-voxel term by a distance map. Maps of the *target* can be
+Every loss here weights a per-voxel term by a distance map. (The distance-map penalized cross
+entropy ``dpce`` is a distribution loss, in :mod:`seglosses.functional.distribution`; it takes its
+maps through the same helpers, :mod:`seglosses.functional._maps`.) Maps of the *target* can be
 precomputed once per case (:class:`seglosses.transforms.PrecomputeDistanceMaps`) and passed as
 ``distance_map=`` (float ``(N, C, *spatial)``, one channel per logit channel, the kind named in
 each docstring); when it is not given, the map is computed from the target on the fly, with the
@@ -17,7 +19,7 @@ as background (label 0) in the target masks and in the prediction masks, so thei
 change the loss.
 
 ``reduction="none"`` returns the per-element loss: ``(N, C_kept, *spatial)`` for ``boundary``
-and ``hausdorff``; the shape of ``ce``'s elements for ``dpce`` and ``shape_aware``
+and ``hausdorff``; the shape of ``ce``'s elements for ``shape_aware``
 (``(N, *spatial)`` multiclass, ``(N, C, *spatial)`` binary / multilabel). Ignored elements hold 0.
 """
 
@@ -29,142 +31,18 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._contract import Prepared, check_positive
+from .._checks import check_positive
+from .._contract import Prepared
 from .._reduce import reduce_loss
-from .._stats import true_class
-from ..distance import compute_maps, inner_boundary
+from ..distance import inner_boundary
 from ..registry import register_loss
+from ._maps import Spacing, _channels, _elem_weights, _given_map, _maps, _pred_masks, _target_masks, _target_values, _valid_channel
 from .distribution import voxel_ce
 
-__all__ = ["dpce_loss", "boundary_loss", "hausdorff_loss", "shape_aware_loss"]
-
-Spacing = Union[None, float, Sequence[float]]
-
-
-# ----------------------------------------------------------------------------- shared pieces
-
-def _channels(prep: Prepared, include_background: bool) -> List[int]:
-    start = 1 if (prep.mode == "multiclass" and not include_background) else 0
-    return list(range(start, prep.num_classes))
-
-
-def _target_masks(prep: Prepared, channels: List[int]) -> Tensor:
-    """Bool ``(N, K, *spatial)`` masks of the target for ``channels`` (ignored voxels: label 0)."""
-    if prep.labels is not None:
-        idx = torch.tensor(channels, device=prep.labels.device).view((1, -1) + (1,) * len(prep.spatial_shape))
-        return prep.labels.unsqueeze(1) == idx
-    return prep.dense[:, channels] > 0.5
-
-
-def _target_values(prep: Prepared, channels: List[int], dtype: torch.dtype) -> Tensor:
-    """g ``(N, K, *spatial)`` for ``channels``: one-hot of a label map, or the float target as given."""
-    if prep.labels is not None:
-        return _target_masks(prep, channels).to(dtype)
-    return prep.dense[:, channels].to(dtype)
-
-
-def _valid_channel(prep: Prepared) -> Optional[Tensor]:
-    return None if prep.valid is None else prep.valid.unsqueeze(1)
-
-
-def _pred_masks(prep: Prepared, channels: List[int]) -> Tensor:
-    """Bool ``S_c = p_c > 0.5`` ``(N, K, *spatial)`` from the detached probabilities. Ignored voxels
-    are background: in channel 0 of a multiclass input, outside every other channel."""
-    s = prep.probs.detach()[:, channels] > 0.5
-    if prep.valid is not None:
-        valid = prep.valid.unsqueeze(1) > 0
-        if prep.mode == "multiclass" and channels and channels[0] == 0:
-            bg = torch.zeros(len(channels), dtype=torch.bool, device=s.device)
-            bg[0] = True
-            bg = bg.view((1, -1) + (1,) * len(prep.spatial_shape))
-            s = torch.where(valid, s, bg)
-        else:
-            s = s & valid
-    return s
-
-
-def _maps(kind: str, masks: Tensor, spacing: Spacing, like: Tensor) -> Tensor:
-    return compute_maps(kind, masks, spacing).to(device=like.device, dtype=like.dtype)
-
-
-def _given_map(distance_map, prep: Prepared, name: str, like: Tensor) -> Tensor:
-    """Validate a precomputed map: ``(N, C, *spatial)`` like the logits; detached, on like's device."""
-    if isinstance(distance_map, np.ndarray):
-        distance_map = torch.from_numpy(distance_map)
-    if not isinstance(distance_map, Tensor):
-        raise TypeError(f"distance_map: expected a tensor (N, C, *spatial), got {type(distance_map).__name__}")
-    expected = (prep.batch_size, prep.num_classes) + prep.spatial_shape
-    if tuple(distance_map.shape) != expected:
-        raise ValueError(
-            f"distance_map: expected the {name} map of shape {expected} (one channel per logit channel), "
-            f"got shape {tuple(distance_map.shape)}"
-        )
-    return distance_map.detach().to(device=like.device, dtype=like.dtype)
-
-
-def _elem_weights(prep: Prepared, elem: Tensor) -> Optional[Tensor]:
-    if prep.valid is None:
-        return None
-    return prep.valid if elem.ndim == prep.valid.ndim else prep.valid.unsqueeze(1)
+__all__ = ["boundary_loss", "hausdorff_loss", "shape_aware_loss"]
 
 
 # ----------------------------------------------------------------------------- losses
-
-@register_loss(
-    "dpce",
-    category="distribution",
-    paper="Caliva et al. 2019 arXiv:1908.03679; Ma et al. 2021 eq. 6; Jadon 2020 II-L",
-    formula="-mean_i sum_c (1 + D_ic) g_ic log p_ic, D = penalty_map(g) in [0, 1]",
-    needs_distance_map=True,
-    call_args=("distance_map",),
-)
-def dpce_loss(
-    prep: Prepared, *, spacing: Spacing = None, reduction: str = "mean", distance_map: Optional[Tensor] = None
-) -> Tensor:
-    r"""Distance-map penalized cross entropy (DPCE).
-
-    .. math:: L_{DPCE} = -\frac{1}{N} \sum_i \sum_c (1 + D_{ic})\, g_{ic} \log p_{ic}
-
-    (Ma et al. eq. 6; mean over the voxels that are not ignored). D is
-    :func:`seglosses.distance.penalty_map` of the target: in [0, 1], 1 next to the ground-truth
-    boundary on both sides, decreasing linearly to 0 at the farthest voxel of each side (see its
-    docstring for the exact formula and why). A label-map voxel of class c is weighted by
-    ``1 + D_c`` at that voxel (the inside part of its class's map). Binary / multilabel: the
-    per-channel binary cross entropy weighted by ``1 + D`` (both sides of the map count).
-    The ``1 +`` keeps the plain cross entropy as a floor, so the weighting never vanishes.
-
-    ``distance_map``: the precomputed ``penalty_map`` ``(N, C, *spatial)`` (same ``spacing``).
-
-    Reference: Caliva et al., "Distance map loss penalty term for semantic segmentation", MIDL
-    2019, arXiv:1908.03679; Ma et al. 2021 eq. (6), doi:10.1016/j.media.2021.102035.
-
-    Defaults: ``spacing=None`` (voxel units). Not reproduced from the published code: its
-    ``DisPenalizedCE`` returns the unweighted mean (plain CE), and its penalty map is NaN for an
-    empty ground truth. Here the loss is a real weighting (tested to differ from ``ce``), and an
-    empty or full mask has a zero map, so that class's voxels get plain CE.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from seglosses.functional import dpce_loss
-    >>> logits = torch.zeros(1, 1, 10)                     # binary, p = 0.5 everywhere
-    >>> target = torch.tensor([[0, 0, 0, 1, 1, 1, 1, 1, 1, 0]])
-    >>> round(float(dpce_loss(logits, target)), 4)        # (1 + mean D) log 2, mean D = 0.55
-    1.0744
-    """
-    elem = voxel_ce(prep)
-    if distance_map is None:
-        d = _maps("penalty", _target_masks(prep, list(range(prep.num_classes))), spacing, elem)
-    else:
-        d = _given_map(distance_map, prep, "penalty", elem)
-    if prep.mode != "multiclass":
-        elem = (1.0 + d) * elem
-    elif prep.labels is not None:
-        elem = (1.0 + true_class(prep, d)) * elem
-    else:
-        elem = -(prep.dense * (1.0 + d) * prep.log_probs).sum(1)
-    return reduce_loss(elem, reduction, _elem_weights(prep, elem))
-
 
 @register_loss(
     "boundary",

@@ -37,7 +37,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._contract import Prepared, check_choice, check_reduction
+from .._checks import check_choice, check_reduction
+from .._contract import Prepared
 from .._reduce import class_weight_tensor, keep_classes, reduce_loss
 from ..registry import register_loss
 

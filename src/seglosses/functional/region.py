@@ -22,7 +22,8 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import Tensor
 
-from .._contract import Prepared, check_positive
+from .._checks import check_positive
+from .._contract import Prepared
 from .._reduce import class_weight_tensor, keep_classes, reduce_loss
 from .._stats import SoftStats, label_map_stats, soft_stats
 from ..registry import register_loss
@@ -150,6 +151,7 @@ def _check_unit(name: str, value: float) -> None:
     category="region",
     paper="Rahman & Wang 2016 doi:10.1007/978-3-319-50835-1_22; Ma et al. 2021 eq. 10",
     formula="1 - (tp + s) / (sum p + sum g - tp + s)",
+    class_name="IoULoss",
 )
 def iou_loss(
     prep: Prepared,
@@ -319,6 +321,7 @@ def focal_tversky_loss(
     category="region",
     paper="Hashemi et al. 2019 doi:10.1109/ACCESS.2018.2886371; Ma et al. 2021 eq. 17",
     formula="1 - (tp + s) / (tp + fp/(1+beta^2) + beta^2 fn/(1+beta^2) + s)",
+    class_name="AsymmetricSimilarityLoss",
 )
 def asym_loss(
     prep: Prepared,
@@ -397,6 +400,8 @@ def gdice_score(prep: Prepared, *, smooth: float, batch: bool, include_backgroun
     category="region",
     paper="Sudre et al. 2017 arXiv:1707.03237 (doi:10.1007/978-3-319-67558-9_28); Ma et al. 2021 eq. 15",
     formula="1 - (2 sum_c w_c tp_c + s) / (sum_c w_c (sum p_c + sum g_c) + s), w_c = 1/(sum g_c)^2",
+    class_name="GeneralizedDiceLoss",
+    aliases=("GDiceLoss",),
 )
 def gdice_loss(
     prep: Prepared,
@@ -452,6 +457,8 @@ def gdice_loss(
     category="region",
     paper="Su et al. 2019 (MIDL, openreview.net/forum?id=H1lTh8unKN); Ma et al. 2021 eq. 18",
     formula="1 - GD / (1 + k (1 - GD)), GD = generalized Dice score",
+    class_name="PenaltyGeneralizedDiceLoss",
+    aliases=("PGDiceLoss",),
 )
 def pgdice_loss(
     prep: Prepared,
@@ -532,6 +539,8 @@ def _ss_sums(prep: Prepared, batch: bool):
     category="region",
     paper="Brosch et al. 2015 doi:10.1007/978-3-319-24574-4_1; Ma et al. 2021 eq. 7",
     formula="w sum (g-p)^2 g / (sum g + s) + (1-w) sum (g-p)^2 (1-g) / (sum (1-g) + s)",
+    class_name="SensitivitySpecificityLoss",
+    aliases=("SSLoss",),
 )
 def ss_loss(
     prep: Prepared,

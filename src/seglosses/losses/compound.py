@@ -1,7 +1,8 @@
-"""Compound losses: a weighted sum of registered terms, and the named compounds of the papers.
+"""The compound combinator: a weighted sum of registered terms.
 
 There is one combinator, :class:`CompoundLoss`; ``dice_ce`` and friends are *names* for weighted
-sums (Ma et al. 2021 eqs. 22, 24, 25), not new classes. Terms that share an input contract
+sums (Ma et al. 2021 eqs. 22, 24, 25), not new classes: they are registered with the other
+compound formulas in :mod:`seglosses.functional.compound`. Terms that share an input contract
 (``mode``, ``from_logits``, ``ignore_index``) share one :class:`~seglosses._contract.Prepared`
 input, so ``dice+ce`` computes one log-softmax, not two.
 """
@@ -13,8 +14,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
-from .._contract import Prepared, check_reduction
-from ..registry import CONTRACT_ARGS, LossInfo, _check_call_kwargs, loss_info, register_compound
+from .._contract import Prepared
+from ..registry import CONTRACT_ARGS, LossInfo, instantiate, loss_info
 
 __all__ = ["CompoundLoss"]
 
@@ -29,7 +30,7 @@ class CompoundLoss(nn.Module):
     """``sum_k w_k * loss_k(logits, target)`` over registered terms.
 
     Build it with :func:`seglosses.build_loss` (``"0.5*dice+2*ce"``) or from modules directly:
-    ``CompoundLoss([(0.5, DiceLoss()), (2.0, CeLoss())])``.
+    ``CompoundLoss([(0.5, DiceLoss()), (2.0, CELoss())])``.
 
     ``weights`` is a list of floats that a schedule (``set_epoch``) may change during training;
     ``last_terms`` holds the detached value of each term from the last forward call (used for
@@ -77,7 +78,7 @@ class CompoundLoss(nn.Module):
         for w, t in terms:
             opts = {k: v for k, v in shared.items() if k in infos[t].options}
             opts.update(per_term.get(t, {}))
-            modules.append((w, infos[t].module(**opts)))
+            modules.append((w, instantiate(infos[t], opts)))
         return cls(modules, spec=spec, schedule=schedule)
 
     # ------------------------------------------------------------------ schedules
@@ -106,7 +107,7 @@ class CompoundLoss(nn.Module):
                 if key not in cache:
                     cache[key] = m.prepare(logits, target)
                     if len(self.terms) > 1:  # region statistics also give the CE of the other terms
-                        cache[key]._cache["want_nll"] = True
+                        cache[key].shared.want_nll = True  # the compound handshake (SharedPass)
                 value = m.forward_prepared(cache[key], **kw)
             else:
                 value = m(logits, target, **kw)
@@ -124,25 +125,3 @@ class CompoundLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"spec={self.spec!r}, weights={self.weights}"
-
-
-register_compound(
-    "dice_ce",
-    "dice+ce",
-    paper="Taghanaki et al. 2019 doi:10.1016/j.compmedimag.2018.10.005; Isensee et al. 2021 (nnU-Net) doi:10.1038/s41592-020-01008-z; Ma et al. 2021 eq. 22",
-    formula="L_dice + L_ce",
-)
-register_compound(
-    "dice_focal",
-    "dice+focal",
-    paper="Zhu et al. 2019 doi:10.1002/mp.13300 (AnatomyNet); Ma et al. 2021 eq. 24",
-    formula="L_dice + L_focal",
-)
-register_compound(
-    "dice_topk",
-    "dice+topk",
-    paper="Ma et al. 2021 eq. 25 (doi:10.1016/j.media.2021.102035)",
-    formula="L_dice + L_topk",
-)
-
-from . import schedules  # noqa: E402,F401  (registers dice_bd and dice_hd with their schedules)

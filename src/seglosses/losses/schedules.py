@@ -4,7 +4,8 @@ Three losses of the Loss Odyssey need a schedule:
 
 * **Boundary loss** (Kervadec et al.): ``L = alpha * L_dice + (1 - alpha) * L_boundary`` with
   ``alpha = 1`` at first, decreased by 0.01 after each epoch down to 0.01
-  (:class:`BoundaryRebalancing`; the named compound ``dice_bd``).
+  (:class:`BoundaryRebalancing`; the named compound ``dice_bd``, registered with the other
+  compound formulas in :mod:`seglosses.functional.compound`).
 * **Hausdorff loss** (Karimi & Salcudean): ``L = alpha * L_dice + L_HD`` with alpha "the ratio of
   the mean of the HD-based loss term to the mean of the DSC loss term" (beta = 1)
   (:class:`HausdorffBalancing`; the named compound ``dice_hd``).
@@ -36,8 +37,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 from typing import Dict, List, Tuple
-
-from ..registry import register_compound
 
 __all__ = [
     "BoundaryRebalancing",
@@ -196,21 +195,3 @@ def training_stages(loss_spec: str, first_fraction: float = FIRST_STAGE_FRACTION
         a, b = TWO_STAGE[key]
         return [(a, float(first_fraction)), (b, float(1 - first_fraction))]
     return [(loss_spec, 1.0)]
-
-
-# ----------------------------------------------------------------------------- named compounds
-
-register_compound(
-    "dice_bd",
-    "dice+0*boundary",
-    paper="Kervadec et al. 2021 doi:10.1016/j.media.2020.101851; Ma et al. 2021 sec. 3.2",
-    formula="alpha L_dice + (1 - alpha) L_boundary, alpha = max(0.01, 1 - 0.01 epoch) (set_epoch)",
-    schedule_factory=BoundaryRebalancing,
-)
-register_compound(
-    "dice_hd",
-    "dice+hausdorff",
-    paper="Karimi & Salcudean 2020 doi:10.1109/TMI.2019.2930068; Ma et al. 2021 sec. 3.2",
-    formula="alpha L_dice + L_HD, alpha = mean HD term / mean Dice term (no gradient)",
-    schedule_factory=HausdorffBalancing,
-)

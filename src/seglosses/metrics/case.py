@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from ._validation import (
+from .._checks import (
     as_label_map,
     check_method,
     check_same_shape,

@@ -35,7 +35,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._validation import as_binary_mask, check_same_shape
+from .._checks import as_binary_mask, check_same_shape
 
 __all__ = ["Confusion", "confusion", "dice_score", "iou_score", "precision", "sensitivity", "specificity"]
 

@@ -90,7 +90,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from ._tables import contour_length_table, surface_area_table
-from ._validation import (
+from .._checks import (
     as_binary_mask,
     check_method,
     check_percentile,
