@@ -6,6 +6,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
+# the test extra pulls nnU-Net (which needs torchvision): pin the matching torchvision with torch, or
+# pip picks a newer torchvision that drags in another torch
+TEST_TORCH ?= $(TORCH) torchvision==0.28.0
 OUT    ?= seglosses_out
 
 .PHONY: bench test install install-test browser clean
@@ -18,7 +21,7 @@ install: $(BIN)/python
 	$(BIN)/pip install -q $(TORCH) -e .
 
 install-test: $(BIN)/python
-	$(BIN)/pip install -q $(TORCH) -e ".[test]"
+	$(BIN)/pip install -q $(TEST_TORCH) -e ".[test]"
 
 # Headless Chromium renders report.html in the tests (Debian package; root on this machine).
 browser:

@@ -18,7 +18,6 @@ from seglosses.bench.data import (
     Dataset,
     display_slice,
     iter_slices,
-    load_dataset,
     load_split,
     normalize_intensity,
     remap_labels,
@@ -27,6 +26,7 @@ from seglosses.bench.data import (
     split_cases,
     stack_slices,
 )
+from seglosses.bench.data_layouts import load_dataset
 from seglosses.bench.synthetic import TASKS, list_tasks, make_task, preview_tasks
 
 nib = pytest.importorskip("nibabel")

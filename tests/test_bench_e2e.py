@@ -20,6 +20,7 @@ import torch
 
 from seglosses.bench import io as bio
 from seglosses.bench.presets import LossConfig
+from seglosses.bench.cli import bench
 from seglosses.bench.runner import BenchConfig, run_bench
 from seglosses.cli import main
 
@@ -357,7 +358,7 @@ def test_failed_runs_are_recorded_and_reported(tmp_path, monkeypatch):
         progress=False,
         report=True,
     )
-    summary = run_bench(cfg, log=lambda *a: None)
+    summary = bench(cfg, log=lambda *a: None)  # the grid, then the report
     assert summary["ran"] == 3 and summary["failed"] == 2
     con = _db(tmp_path / "out")
     rows = {r[0]: r[1:] for r in con.execute("SELECT loss, status, reason, iterations_done FROM runs")}

@@ -1,5 +1,9 @@
 """The benchmark's sub-commands of ``seglosses``: ``bench``, ``report``, ``export``, ``tasks``.
 
+This is the top layer of :mod:`seglosses.bench` (see ``docs/bench_layout.md``): the only module
+that imports both the runner and the report. :func:`bench` is the Python form of
+``seglosses bench``: the grid (:func:`seglosses.bench.runner.run_bench`), then the report.
+
 Dispatch convention (see :mod:`seglosses.cli`): ``configure_<name>(parser)`` adds the arguments,
 ``run_<name>(args) -> int`` runs the command. Argument errors raise ``ValueError`` /
 ``FileNotFoundError`` with a message naming the flag; ``seglosses.cli.main`` prints it and exits
@@ -24,6 +28,7 @@ __all__ = [
     "configure_tasks",
     "run_tasks",
     "export_csv",
+    "bench",
 ]
 
 BENCH_EPILOG = """\
@@ -209,9 +214,11 @@ def configure_bench(parser: argparse.ArgumentParser) -> None:
         type=_positive_int,
         help="runs trained at the same time (quick: 2; paper: 1); only the main process writes results",
     )
+    from .executors import choices as executor_choices
+
     r.add_argument(
         "--executor",
-        choices=["thread", "process"],
+        choices=executor_choices(),
         default="thread",
         help="how --workers run: threads of this process (default, with progress bars) or spawned processes",
     )
@@ -291,9 +298,22 @@ def build_config(args):
     return cfg, warnings
 
 
-def run_bench(args) -> int:
-    from .runner import run_bench as _run
+def bench(cfg, log=print) -> dict:
+    """Run the grid of ``cfg`` (a :class:`~seglosses.bench.runner.BenchConfig`), then write the
+    report when ``cfg.report``; return the runner's summary with ``"report"`` set to the report's
+    paths (None without a report)."""
+    from .report import write_report
+    from .runner import run_bench as run_grid
 
+    summary = run_grid(cfg, log=log)
+    if cfg.report:
+        paths = write_report(cfg.out)
+        log(f"report: {paths['html']} and {paths['md']}")
+        summary["report"] = paths
+    return summary
+
+
+def run_bench(args) -> int:
     cfg, warnings = build_config(args)
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
@@ -305,7 +325,7 @@ def run_bench(args) -> int:
         flush=True,
     )
     try:
-        summary = _run(cfg)
+        summary = bench(cfg)
     except KeyboardInterrupt:
         print(
             f"\ninterrupted: every finished run is in {Path(cfg.out) / 'results.sqlite'}; "
@@ -369,37 +389,11 @@ def configure_export(parser: argparse.ArgumentParser) -> None:
 
 
 def export_csv(out, to: Optional[str] = None) -> dict:
-    """Write the CSV files described in ``seglosses export --help``; return their paths."""
-    from .report import case_table
-    from .store import open_results
+    """Write the CSV files described in ``seglosses export --help``; return their paths
+    (:func:`seglosses.bench.results.export_csv`)."""
+    from .results import export_csv as _export
 
-    store = open_results(out)
-    try:
-        tasks = store.tasks()
-        runs = store.runs_frame()
-        metrics = store.metrics_frame()
-        curves = store.curves_frame()
-    finally:
-        store.close()
-    dest = Path(to) if to else Path(out)
-    dest.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    tidy = metrics.rename(columns={"case_id": "case", "label": "class", "label_name": "class_name"})
-    selected = set(case_table(runs, metrics, tasks)["run_id"]) if not runs.empty else set()
-    tidy.insert(tidy.columns.get_loc("seed") + 1, "selected", tidy["run_id"].isin(selected))
-    paths["tidy"] = dest / "results_tidy.csv"
-    tidy.to_csv(paths["tidy"], index=False)
-    cases = case_table(runs, metrics, tasks) if not runs.empty else None
-    paths["rank"] = dest / "results.csv"
-    if cases is not None:
-        cases.drop(columns=["run_id"]).to_csv(paths["rank"], index=False)
-    else:
-        paths["rank"].write_text("method,task,case,dsc,nsd,hd95\n")
-    paths["runs"] = dest / "runs.csv"
-    runs.to_csv(paths["runs"], index=False)
-    paths["curves"] = dest / "curves.csv"
-    curves.to_csv(paths["curves"], index=False)
-    return paths
+    return _export(out, to)
 
 
 def run_export(args) -> int:

@@ -2,8 +2,8 @@
 
 A :class:`Dataset` is a list of :class:`Case` objects held in memory plus the label names. It comes
 from a built-in synthetic task (:func:`seglosses.bench.synthetic.make_task`) or from files on disk
-(:func:`load_dataset`: Medical Segmentation Decathlon, nnU-Net raw, or 2D ``images/`` + ``masks/``
-folders). The trainer consumes it through three functions:
+(:func:`seglosses.bench.data_layouts.load_dataset`: Medical Segmentation Decathlon, nnU-Net raw,
+or 2D ``images/`` + ``masks/`` folders). The trainer consumes it through three functions:
 
 * :func:`split_cases` -- a seeded split by case (80/20 by default), saved as JSON with the results;
 * :meth:`Dataset.training_cases` -- the cases, or their 2D slices when a 3D dataset is trained in
@@ -46,7 +46,6 @@ __all__ = [
     "ct_statistics",
     "display_slice",
     "iter_slices",
-    "load_dataset",
     "load_split",
     "normalize_images",
     "normalize_intensity",
@@ -612,23 +611,3 @@ def _stretch(x: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # Entry points implemented in sibling modules (lazy imports avoid an import cycle)
 # --------------------------------------------------------------------------------------------
-
-
-def load_dataset(
-    path: PathLike, spatial_dims: int | None = None, *, normalize="auto", name: str | None = None
-) -> Dataset:
-    """Load a dataset from disk, detecting its layout; every case is read and validated first.
-
-    Layouts: Medical Segmentation Decathlon (``dataset.json`` + ``imagesTr/`` + ``labelsTr/``),
-    nnU-Net raw (the same with ``channel_names``/``labels`` in ``dataset.json`` and
-    ``CASE_0000.nii.gz`` channel files), and 2D folders (``images/`` + ``masks/``). See
-    :mod:`seglosses.bench.data_layouts` for details and the errors raised.
-
-    ``spatial_dims``: ``None`` keeps the data's dims; ``2`` on volumes keeps 3D cases (evaluation
-    per volume) and sets ``train_dims = 2`` (training on slices); ``3`` on 2D data is an error.
-    ``normalize``: see :func:`resolve_normalization` (default: CT scheme for channels named CT in
-    ``dataset.json``, per-case z-score otherwise).
-    """
-    from .data_layouts import load_dataset as _load
-
-    return _load(path, spatial_dims=spatial_dims, normalize=normalize, name=name)

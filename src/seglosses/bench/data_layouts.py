@@ -113,7 +113,18 @@ def detect_layout(path) -> str:
 
 
 def load_dataset(path, spatial_dims: int | None = None, normalize="auto", name: str | None = None) -> Dataset:
-    """See :func:`seglosses.bench.data.load_dataset`."""
+    """Load a dataset from disk, detecting its layout; every case is read and validated first.
+
+    Layouts: Medical Segmentation Decathlon (``dataset.json`` + ``imagesTr/`` + ``labelsTr/``),
+    nnU-Net raw (the same with ``channel_names``/``labels`` in ``dataset.json`` and
+    ``CASE_0000.nii.gz`` channel files), and 2D folders (``images/`` + ``masks/``). See
+    this module's docstring for details and the errors raised.
+
+    ``spatial_dims``: ``None`` keeps the data's dims; ``2`` on volumes keeps 3D cases (evaluation
+    per volume) and sets ``train_dims = 2`` (training on slices); ``3`` on 2D data is an error.
+    ``normalize``: see :func:`seglosses.bench.data.resolve_normalization` (default: CT scheme for
+    channels named CT in ``dataset.json``, per-case z-score otherwise).
+    """
     root = Path(path)
     if root.is_file() and root.name == "dataset.json":
         root = root.parent

@@ -19,10 +19,9 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 import torch
 
-__all__ = ["predict_case", "evaluate_model", "mean_foreground_dice", "METRIC_COLUMNS"]
+from seglosses.metrics import METRIC_KEYS, dice_score, evaluate_case
 
-#: metric columns stored per case and class (the keys of ``evaluate_case``)
-METRIC_COLUMNS = ("dsc", "iou", "sensitivity", "specificity", "precision", "nsd", "hd", "hd95", "assd")
+__all__ = ["predict_case", "evaluate_model", "mean_foreground_dice"]
 
 
 def _predict_batch(
@@ -87,17 +86,21 @@ def predict_case(
 
 
 def mean_foreground_dice(pred: np.ndarray, gt: np.ndarray, num_classes: int) -> float:
-    """Mean hard Dice over foreground classes present in ``gt`` or ``pred`` (NaN if none is)."""
+    """Mean hard Dice (:func:`seglosses.metrics.dice_score`) over the foreground classes present
+    in ``gt`` or ``pred``; NaN when none is (a class absent from both is skipped, not counted as 1).
+
+    >>> mean_foreground_dice(np.array([0, 1, 1, 2]), np.array([0, 1, 2, 2]), num_classes=3)
+    0.6666666666666666
+    >>> mean_foreground_dice(np.zeros(4, int), np.zeros(4, int), num_classes=2)
+    nan
+    """
     pred = np.asarray(pred).ravel()
     gt = np.asarray(gt).ravel()
-    n = num_classes
-    joint = np.bincount(gt * n + pred, minlength=n * n).reshape(n, n)
     values = []
-    for c in range(1, n):
-        tp = joint[c, c]
-        denom = joint[c, :].sum() + joint[:, c].sum()
-        if denom > 0:
-            values.append(2.0 * tp / denom)
+    for c in range(1, num_classes):
+        g, p = gt == c, pred == c
+        if g.any() or p.any():
+            values.append(dice_score(gt=g, pred=p))
     return float(np.mean(values)) if values else float("nan")
 
 
@@ -121,12 +124,11 @@ def evaluate_model(
     -------
     rows : list of dict
         One per case x foreground class: ``case_id``, ``label``, ``label_name`` and the
-        :data:`METRIC_COLUMNS` (floats; distances in mm, ``inf`` when one mask is empty).
+        :data:`seglosses.metrics.METRIC_KEYS` (floats; distances in mm, ``inf`` when one mask is
+        empty).
     predictions : dict
         ``case_id -> predicted label map`` (empty when ``keep_predictions`` is False).
     """
-    from seglosses.metrics import evaluate_case
-
     rows: List[dict] = []
     predictions: Dict[str, np.ndarray] = {}
     labels = list(range(1, num_classes))
@@ -147,7 +149,7 @@ def evaluate_model(
         for lab in labels:
             metrics = result[lab]
             row = {"case_id": case.case_id, "label": lab, "label_name": label_names[lab]}
-            for key in METRIC_COLUMNS:
+            for key in METRIC_KEYS:
                 v = metrics.get(key, float("nan"))
                 row[key] = float(v) if v is not None else float("nan")
             rows.append(row)

@@ -1,7 +1,7 @@
 """Reading and writing the image files of the benchmark: NIfTI volumes and 2D images / masks.
 
 Every reader raises a ``ValueError`` whose message starts with the file path and says what is
-wrong, so that :func:`seglosses.bench.data.load_dataset` can report a corrupt case before any
+wrong, so that :func:`seglosses.bench.data_layouts.load_dataset` can report a corrupt case before any
 training starts.
 
 Axis order

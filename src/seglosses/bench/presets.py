@@ -28,6 +28,7 @@ configuration none of whose names is registered in this build is skipped with a 
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import json
 import re
@@ -261,7 +262,7 @@ def resolve_preset_losses(
                 f"preset {preset.name!r}: loss {name!r} ({' / '.join(specs)}) is not registered in this build; skipped"
             )
             continue
-        out.append(LossConfig(name, spec, _filter_options(spec, opts)))
+        out.append(LossConfig(name, spec, _checked_options(spec, opts)))
         used.add(spec)
     if include_unlisted:
         from seglosses import list_losses
@@ -273,15 +274,45 @@ def resolve_preset_losses(
     return out, warnings
 
 
-def _filter_options(spec: str, options: dict) -> dict:
-    """Drop per-term options for terms a spec does not have (an alias may expand differently)."""
+def _unknown_option(loss: str, key: str, valid) -> ValueError:
+    valid = sorted(valid)
+    near = difflib.get_close_matches(key, valid, n=3)
+    hint = f"did you mean {' or '.join(repr(n) for n in near)}? " if near else ""
+    return ValueError(f"loss {loss!r}: unknown option {key!r}; {hint}valid options are {valid}")
+
+
+def _checked_options(spec: str, options: dict) -> dict:
+    """``options`` after checking every key against the loss (an error names the loss, the bad
+    option and the nearest valid names).
+
+    A single loss takes its own options; a compound (``dice_ce``, ``0.5*dice+ce``) takes its
+    top-level options and one dict per term (``{"dice": {"batch": True}}``) whose keys are that
+    term's options.
+    """
     from seglosses.registry import loss_info, parse_spec
 
     info = loss_info(spec) if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", spec) else None
     if info is not None and info.spec is None:
-        return {k: v for k, v in options.items() if k in info.options}
-    terms = {t for _, t in parse_spec(spec)}
-    return {k: v for k, v in options.items() if k in terms and isinstance(v, dict)}
+        for key in options:
+            if key not in info.options:
+                raise _unknown_option(spec, key, info.options)
+        return dict(options)
+    terms = [t for _, t in parse_spec(spec)]
+    valid = set(terms) | set(info.options if info is not None else ())
+    for key, value in options.items():
+        if key not in valid:
+            raise _unknown_option(spec, key, valid)
+        if key in terms:
+            if not isinstance(value, dict):
+                raise TypeError(
+                    f"loss {spec!r}: options of term {key!r} must be a dict of that term's options, "
+                    f"got {value!r} ({type(value).__name__})"
+                )
+            term_options = loss_info(key).options
+            for sub in value:
+                if sub not in term_options:
+                    raise _unknown_option(f"{spec}: {key}", sub, term_options)
+    return dict(options)
 
 
 # ----------------------------------------------------------------------------------------------

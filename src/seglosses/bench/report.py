@@ -20,456 +20,57 @@ results file, without the data):
 
 Conventions: per case, a metric is the mean over the task's foreground classes; the learning
 rate of each (task, loss) is the one with the best validation Dice
-(:func:`seglosses.bench.runner.select_runs`); a failed configuration counts as missing on every
+(:func:`seglosses.bench.results.select_runs`); a failed configuration counts as missing on every
 case, which the ranking replaces by the worst value (DSC = NSD = 0, Ma et al. footnote 10).
 The HTML embeds its figures as base64 PNG and has no external CSS or JavaScript; the Markdown
 refers to the same PNGs in ``OUT/figures/``.
+
+Layout: the blocks and their HTML / Markdown rendering are in
+:mod:`seglosses.bench.report_blocks`, the figures in :mod:`seglosses.bench.report_figures`; this
+module holds the sections.
+
+Sections
+--------
+The report is a list of sections (:data:`SECTIONS`): each is one function ``section(ctx) ->
+list of Block`` that reads a :class:`ReportContext` (the loaded results and the rankings,
+computed once on first use) and returns its blocks; :func:`render_section` turns them into the
+section's HTML and Markdown. A section that raises is shown as a visible error block (in the
+HTML and the Markdown) and a :class:`ReportSectionWarning` is issued and logged; the rest of the
+report is still written. Adding a section is one function and one line in :data:`SECTIONS`.
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import math
-import re
+import logging
 import time
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
 
-from .runner import select_runs
-from .store import open_results
+from .report_blocks import Block, Cell, ReportSectionWarning, html_document, render_html_body, render_markdown
+from .report_figures import plot_curves, plot_metric_sets, plot_overlays, plot_violins, safe_name
+from .results import Results, case_table, load_results
 
-__all__ = ["write_report", "case_table", "load_results"]
+__all__ = [
+    "write_report",
+    "case_table",
+    "load_results",
+    "Block",
+    "Cell",
+    "ReportContext",
+    "RenderedSection",
+    "ReportSectionWarning",
+    "SECTIONS",
+    "render_section",
+]
 
-CASE_METRICS = ("dsc", "nsd", "hd95", "iou", "sensitivity", "specificity", "precision", "hd", "assd")
-PALETTE = np.array(
-    [
-        [0.0, 0.0, 0.0],
-        [0.89, 0.1, 0.11],
-        [0.22, 0.49, 0.72],
-        [0.3, 0.69, 0.29],
-        [0.6, 0.31, 0.64],
-        [1.0, 0.5, 0.0],
-        [1.0, 1.0, 0.2],
-        [0.65, 0.34, 0.16],
-        [0.97, 0.51, 0.75],
-        [0.1, 0.8, 0.8],
-    ],
-    dtype=np.float32,
-)
 N_BOOTSTRAP = 1000
-
-
-# ----------------------------------------------------------------------------------------------
-# Data
-# ----------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Results:
-    """What the report needs, loaded once from the database."""
-
-    out: Path
-    tasks: Dict[str, dict]
-    runs: pd.DataFrame  # all runs
-    selected: pd.DataFrame  # one run per (task, loss)
-    cases: pd.DataFrame  # per case (class mean), selected runs, incl. NaN rows for failed runs
-    curves: pd.DataFrame
-    meta: Dict[str, object]
-    display: Dict[str, Dict[str, dict]] = field(default_factory=dict)
-    predictions: Dict[int, Dict[str, np.ndarray]] = field(default_factory=dict)
-
-
-def case_table(
-    runs: pd.DataFrame, metrics: pd.DataFrame, tasks: Dict[str, dict], selected_only: bool = True
-) -> pd.DataFrame:
-    """Per case (mean over foreground classes) metrics: columns ``method, task, case, lr, status``
-    and :data:`CASE_METRICS`. With ``selected_only`` one learning rate per (task, loss); a failed
-    configuration gets one row per test case with NaN metrics."""
-    chosen = select_runs(runs) if selected_only else runs
-    cols = [c for c in CASE_METRICS if c in metrics.columns]
-    m = metrics[metrics["run_id"].isin(chosen["run_id"])]
-    with np.errstate(all="ignore"):
-        per_case = m.groupby(["run_id", "case_id"], sort=False)[cols].mean().reset_index()
-    info = chosen.set_index("run_id")[["task", "loss", "lr", "status"]]
-    per_case = per_case.join(info, on="run_id")
-    frames = [per_case]
-    for _, r in chosen.iterrows():
-        if r.status != "finished" or not (per_case["run_id"] == r.run_id).any():
-            test = tasks.get(r.task, {}).get("split", {}).get("test", [])
-            if test:
-                frames.append(
-                    pd.DataFrame(
-                        {
-                            "run_id": r.run_id,
-                            "case_id": test,
-                            "task": r.task,
-                            "loss": r.loss,
-                            "lr": r.lr,
-                            "status": r.status,
-                        }
-                    )
-                )
-    out = pd.concat(frames, ignore_index=True)
-    out = out.rename(columns={"loss": "method", "case_id": "case"})
-    return out[["method", "task", "case", "lr", "status", "run_id"] + cols]
-
-
-def load_results(out) -> Results:
-    store = open_results(out)
-    try:
-        tasks = store.tasks()
-        runs = store.runs_frame()
-        metrics = store.metrics_frame()
-        curves = store.curves_frame()
-        meta = {k: store.get_meta(k) for k in ("protocol", "environment", "last_command", "created_at")}
-        selected = select_runs(runs) if not runs.empty else runs
-        cases = case_table(runs, metrics, tasks) if not runs.empty else pd.DataFrame()
-        display = {t: store.display_slices(t) for t in tasks}
-        predictions = (
-            {int(r): store.predictions(int(r)) for r in selected["run_id"]} if not selected.empty else {}
-        )
-    finally:
-        store.close()
-    return Results(Path(out), tasks, runs, selected, cases, curves, meta, display, predictions)
-
-
-# ----------------------------------------------------------------------------------------------
-# Report model: blocks rendered to HTML and Markdown
-# ----------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Cell:
-    text: str
-    bold: bool = False
-    underline: bool = False
-    align: str = "right"
-
-
-@dataclass
-class Block:
-    kind: str  # "h1", "h2", "h3", "p", "table", "img", "note"
-    text: str = ""
-    header: Sequence[str] = ()
-    rows: Sequence[Sequence[Cell]] = ()
-    path: Optional[Path] = None
-
-
-def _inline_html(text: str) -> str:
-    s = html.escape(text)
-    s = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", s)
-    s = re.sub(r"`(.+?)`", r"<code>\1</code>", s)
-    return s
-
-
-_CSS = """
-body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
-h1{font-size:1.7em;border-bottom:2px solid #4C72B0;padding-bottom:.2em}
-h2{font-size:1.3em;margin-top:1.8em;border-bottom:1px solid #ddd}
-h3{font-size:1.1em;margin-top:1.3em}
-table{border-collapse:collapse;margin:.6em 0 1.2em 0;font-size:.86em}
-th,td{border:1px solid #ccc;padding:3px 7px}
-th{background:#f0f3f8}
-td.l{text-align:left}td.r{text-align:right}
-tr:nth-child(even) td{background:#fafafa}
-img{max-width:100%;height:auto;border:1px solid #eee;margin:.4em 0}
-figure{margin:0 0 1.2em 0}
-figcaption{font-size:.85em;color:#555}
-.note{font-size:.88em;color:#555;background:#f7f7f2;border-left:3px solid #c9b458;padding:.4em .8em}
-code{background:#f3f3f3;padding:0 .2em}
-"""
-
-
-def render_html(blocks: Sequence[Block], title: str) -> str:
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{html.escape(title)}</title>",
-        f"<style>{_CSS}</style></head><body>",
-    ]
-    for b in blocks:
-        if b.kind in ("h1", "h2", "h3"):
-            anchor = re.sub(r"[^a-z0-9]+", "-", b.text.lower()).strip("-")
-            parts.append(f'<{b.kind} id="{anchor}">{_inline_html(b.text)}</{b.kind}>')
-        elif b.kind == "p":
-            parts.append(f"<p>{_inline_html(b.text)}</p>")
-        elif b.kind == "note":
-            parts.append(f'<p class="note">{_inline_html(b.text)}</p>')
-        elif b.kind == "table":
-            parts.append(
-                "<table><thead><tr>"
-                + "".join(f"<th>{html.escape(h)}</th>" for h in b.header)
-                + "</tr></thead><tbody>"
-            )
-            for row in b.rows:
-                cells = []
-                for c in row:
-                    t = html.escape(c.text)
-                    if c.bold:
-                        t = f"<b>{t}</b>"
-                    if c.underline:
-                        t = f"<u>{t}</u>"
-                    cells.append(f'<td class="{"l" if c.align == "left" else "r"}">{t}</td>')
-                parts.append("<tr>" + "".join(cells) + "</tr>")
-            parts.append("</tbody></table>")
-        elif b.kind == "img":
-            data = base64.b64encode(Path(b.path).read_bytes()).decode("ascii")
-            alt = html.escape(b.text or Path(b.path).stem)
-            parts.append(
-                f'<figure><img src="data:image/png;base64,{data}" alt="{alt}"><figcaption>{_inline_html(b.text)}</figcaption></figure>'
-            )
-    parts.append("</body></html>")
-    return "\n".join(parts)
-
-
-def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|")
-
-
-def render_markdown(blocks: Sequence[Block], out: Path) -> str:
-    lines: List[str] = []
-    for b in blocks:
-        if b.kind in ("h1", "h2", "h3"):
-            lines += ["#" * int(b.kind[1]) + " " + b.text, ""]
-        elif b.kind == "p":
-            lines += [b.text, ""]
-        elif b.kind == "note":
-            lines += ["> " + b.text, ""]
-        elif b.kind == "table":
-            lines.append("| " + " | ".join(_md_escape(h) for h in b.header) + " |")
-            lines.append(
-                "|" + "|".join("---" if c.align == "left" else "---:" for c in b.rows[0]) + "|"
-                if b.rows
-                else "|" + "---|" * len(b.header)
-            )
-            for row in b.rows:
-                cells = []
-                for c in row:
-                    t = _md_escape(c.text)
-                    if c.bold and t not in ("", "—"):
-                        t = f"**{t}**"
-                    if c.underline and t not in ("", "—"):
-                        t = f"<ins>{t}</ins>"
-                    cells.append(t)
-                lines.append("| " + " | ".join(cells) + " |")
-            lines.append("")
-        elif b.kind == "img":
-            rel = Path(b.path).relative_to(out).as_posix()
-            lines += [f"![{b.text}]({rel})", "", f"*{b.text}*", ""]
-    return "\n".join(lines)
-
-
-# ----------------------------------------------------------------------------------------------
-# Figures
-# ----------------------------------------------------------------------------------------------
-
-
-def _figure(width: float, height: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=100)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=100)
-    return path
-
-
-def _safe_name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
-
-
-def plot_violins(cases: pd.DataFrame, task: str, order: Sequence[str], path: Path) -> Path:
-    """Per-case DSC and NSD per loss (one violin per loss), failed losses left empty."""
-    sub = cases[cases["task"] == task]
-    fig = _figure(max(6.0, 0.55 * len(order) + 2.0), 6.4)
-    for k, metric in enumerate(("dsc", "nsd")):
-        ax = fig.add_subplot(2, 1, k + 1)
-        data, pos, labels = [], [], []
-        for i, m in enumerate(order):
-            v = sub.loc[sub["method"] == m, metric].to_numpy(dtype=float)
-            v = v[np.isfinite(v)]
-            labels.append(m)
-            if v.size:
-                data.append(v)
-                pos.append(i)
-        if data:
-            spread = [d for d in data if d.size > 1 and np.ptp(d) > 1e-9]
-            if spread:
-                try:
-                    idx = [j for j, d in enumerate(data) if d.size > 1 and np.ptp(d) > 1e-9]
-                    parts = ax.violinplot(
-                        [data[j] for j in idx], positions=[pos[j] for j in idx], showmedians=True, widths=0.8
-                    )
-                    for body in parts["bodies"]:
-                        body.set_facecolor("#4C72B0")
-                        body.set_alpha(0.45)
-                except Exception:  # pragma: no cover - degenerate distributions
-                    pass
-            for p, d in zip(pos, data):
-                jitter = (np.random.default_rng(p).random(d.size) - 0.5) * 0.25
-                ax.scatter(p + jitter, d, s=6, color="#222", alpha=0.6, zorder=3)
-        ax.set_xticks(
-            range(len(order)),
-            labels=labels if k == 1 else [""] * len(order),
-            rotation=55,
-            ha="right",
-            fontsize=8,
-        )
-        ax.set_xlim(-0.7, len(order) - 0.3)
-        ax.set_ylim(-0.03, 1.03)
-        ax.set_ylabel(metric.upper())
-        ax.grid(axis="y", alpha=0.3)
-    fig.suptitle(f"{task}: per-case DSC and NSD (test cases)", fontsize=10)
-    fig.tight_layout()
-    return _save(fig, path)
-
-
-def plot_curves(res: Results, task: str, order: Sequence[str], path: Path) -> Optional[Path]:
-    """Training loss and validation Dice per epoch, one panel per loss, one line per learning rate."""
-    cur = res.curves[res.curves["task"] == task]
-    if cur.empty:
-        return None
-    losses = [m for m in order if (cur["loss"] == m).any()] + sorted(set(cur["loss"]) - set(order))
-    ncol = min(4, len(losses))
-    nrow = math.ceil(len(losses) / ncol)
-    fig = _figure(3.3 * ncol, 2.5 * nrow + 0.5)
-    lrs = sorted(cur["lr"].unique())
-    colors = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3"]
-    for i, loss in enumerate(losses):
-        ax = fig.add_subplot(nrow, ncol, i + 1)
-        ax2 = ax.twinx()
-        for j, lr in enumerate(lrs):
-            c = cur[(cur["loss"] == loss) & (cur["lr"] == lr)].sort_values(["stage", "epoch"])
-            if c.empty:
-                continue
-            col = colors[j % len(colors)]
-            ax.plot(c["iteration"], c["train_loss"], color=col, lw=1.2, label=f"loss, lr {lr:g}")
-            vd = c["val_dice"].to_numpy(dtype=float)
-            if np.isfinite(vd).any():
-                ax2.plot(c["iteration"], vd, color=col, lw=1.0, ls="--", label=f"val DSC, lr {lr:g}")
-            for s in sorted(c["stage"].unique())[1:]:
-                ax.axvline(c.loc[c["stage"] == s, "iteration"].min(), color="grey", ls=":", lw=1)
-            status = res.runs[
-                (res.runs["task"] == task) & (res.runs["loss"] == loss) & (res.runs["lr"] == lr)
-            ]["status"]
-            if not status.empty and status.iloc[0] == "failed":
-                ax.text(0.5, 0.5, "failed", transform=ax.transAxes, color="#C44E52", ha="center", fontsize=11)
-        ax.set_title(loss, fontsize=9)
-        ax.tick_params(labelsize=7)
-        ax2.tick_params(labelsize=7)
-        ax2.set_ylim(0, 1)
-        if i % ncol == 0:
-            ax.set_ylabel("train loss", fontsize=8)
-        if i % ncol == ncol - 1:
-            ax2.set_ylabel("val DSC (dashed)", fontsize=8)
-        if i >= len(losses) - ncol:
-            ax.set_xlabel("iteration", fontsize=8)
-    if len(lrs) > 1:
-        fig.legend(
-            *fig.axes[0].get_legend_handles_labels(),
-            loc="lower center",
-            ncol=len(lrs),
-            fontsize=8,
-            frameon=False,
-        )
-    fig.suptitle(
-        f"{task}: training curves (solid: training loss per epoch; dashed: validation DSC)", fontsize=10
-    )
-    fig.tight_layout(rect=(0, 0.03 if len(lrs) > 1 else 0, 1, 0.96))
-    return _save(fig, path)
-
-
-def _overlay(pic: np.ndarray, label: np.ndarray, alpha: float = 0.55) -> np.ndarray:
-    rgb = np.repeat(pic[..., None], 3, axis=-1) if pic.ndim == 2 else pic.copy()
-    rgb = np.clip(rgb.astype(np.float32), 0, 1)
-    colours = PALETTE[np.clip(label, 0, len(PALETTE) - 1) % len(PALETTE)]
-    fg = label > 0
-    rgb[fg] = (1 - alpha) * rgb[fg] + alpha * colours[fg]
-    return rgb
-
-
-def plot_overlays(
-    res: Results, task: str, best: str, worst: str, n_cases: int, path: Path
-) -> Optional[Tuple[Path, List[str]]]:
-    """Image, ground truth, best and worst loss on the hardest test cases (lowest mean DSC)."""
-    sel = res.selected[(res.selected["task"] == task) & (res.selected["status"] == "finished")]
-    if sel.empty:
-        return None
-    run_of = dict(zip(sel["loss"], sel["run_id"]))
-    sub = res.cases[(res.cases["task"] == task) & (res.cases["method"].isin(sel["loss"]))]
-    hardness = sub.groupby("case")["dsc"].mean().sort_values()
-    display = res.display.get(task, {})
-    cases = [c for c in hardness.index if c in display][:n_cases]
-    if not cases:
-        return None
-    columns = [("image", None), ("ground truth", None), (f"best: {best}", best), (f"worst: {worst}", worst)]
-    fig = _figure(2.6 * len(columns), 3.0 * len(cases) + 0.4)
-    for i, cid in enumerate(cases):
-        d = display[cid]
-        for j, (title, loss) in enumerate(columns):
-            ax = fig.add_subplot(len(cases), len(columns), i * len(columns) + j + 1)
-            ax.set_axis_off()
-            if j == 0:
-                ax.imshow(d["image"], cmap="gray", interpolation="nearest")
-                ax.set_title(f"{cid}\n(mean DSC {hardness[cid]:.2f})", fontsize=8)
-                continue
-            if loss is None:
-                lab = d["label"]
-                ax.set_title(title, fontsize=8)
-            else:
-                pred = res.predictions.get(int(run_of[loss]), {}).get(cid)
-                if pred is None:
-                    ax.text(0.5, 0.5, "no prediction", ha="center", transform=ax.transAxes)
-                    continue
-                lab = pred
-                dsc = sub[(sub["method"] == loss) & (sub["case"] == cid)]["dsc"]
-                ax.set_title(f"{title}\nDSC {float(dsc.iloc[0]):.2f}" if not dsc.empty else title, fontsize=8)
-            ax.imshow(_overlay(d["image"], np.asarray(lab)), interpolation="nearest")
-    fig.suptitle(f"{task}: hardest test cases", fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 0.97), h_pad=1.5)
-    return _save(fig, path), cases
-
-
-def plot_metric_sets(comparison, path: Path) -> Path:
-    """Rank of each loss under each metric set (Ma et al. Fig. 11) as an annotated heat map:
-    rows are losses (in DSC + NSD rank order), columns metric sets, the number is the rank."""
-    ranks = comparison.ranks
-    sets = list(ranks.columns)
-    n = len(ranks)
-    fig = _figure(max(4.0, 1.1 * len(sets) + 2.4), 0.9 + 0.3 * max(n, 2))
-    ax = fig.add_subplot(1, 1, 1)
-    values = ranks.to_numpy(dtype=float)
-    im = ax.imshow(values, cmap="viridis_r", vmin=1, vmax=max(n, 2), aspect="auto")
-    for i in range(n):
-        for j in range(len(sets)):
-            v = values[i, j]
-            ax.text(
-                j,
-                i,
-                f"{int(v)}",
-                ha="center",
-                va="center",
-                fontsize=8,
-                color="black" if v < 0.5 * (n + 1) else "white",
-            )
-    ax.set_xticks(range(len(sets)), labels=sets)
-    ax.xaxis.tick_top()
-    ax.set_yticks(range(n), labels=[str(m) for m in ranks.index], fontsize=8)
-    cb = fig.colorbar(im, ax=ax, fraction=0.05, pad=0.02)
-    cb.set_label("rank (1 = best)", fontsize=8)
-    ax.set_title("Rank under different metric sets", fontsize=10, pad=22)
-    fig.tight_layout()
-    return _save(fig, path)
+logger = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -492,10 +93,7 @@ def _significant_extremes(
     sub = cases[(cases["task"] == task) & (cases["method"].isin(methods))][["method", "case", metric]]
     if sub["method"].nunique() < 2:
         return None, None
-    try:
-        pv = pairwise_pvalues(sub, task=None, metrics={metric: direction}, alpha=alpha)
-    except Exception:
-        return None, None
+    pv = pairwise_pvalues(sub, task=None, metrics={metric: direction}, alpha=alpha)
     ok = {m for m in methods}
     sig = pv[pv["significant"]]
     best = worst = None
@@ -532,406 +130,12 @@ def _ranking(cases: pd.DataFrame, **kw):
     return significance_ranking(cases, method="method", case="case", task="task", **kw)
 
 
-def write_report(out, *, n_bootstrap: int = N_BOOTSTRAP, hardest: int = 3) -> Dict[str, Path]:
-    """Write ``OUT/report.html``, ``OUT/report.md`` and ``OUT/figures/*.png``; return their paths."""
-    from seglosses import ranking as rk
-
-    out = Path(out)
-    res = load_results(out)
-    fig_dir = out / "figures"
-    fig_dir.mkdir(parents=True, exist_ok=True)
-    for old in fig_dir.glob("*.png"):
-        old.unlink()
-    blocks: List[Block] = []
-    title = "seglosses benchmark report"
-    blocks.append(Block("h1", title))
-    proto = res.meta.get("protocol") or {}
-    env = res.meta.get("environment") or {}
-    cmd = res.meta.get("last_command") or {}
-    tasks = list(res.tasks)
-    blocks.append(
-        Block(
-            "p",
-            (
-                f"Generated {time.strftime('%Y-%m-%d %H:%M')} from `{out / 'results.sqlite'}`. Preset `{cmd.get('preset', '?')}`; "
-                f"{len(res.runs)} run(s) over {len(tasks)} task(s) ({', '.join(tasks) or 'none'}); "
-                f"{int((res.runs['status'] == 'failed').sum()) if not res.runs.empty else 0} failed. "
-                f"Protocol: {proto.get('iterations', '?')} iterations, batch {proto.get('batch_size', '?')}, patch {proto.get('patch_size') or 'whole image'}, "
-                f"{proto.get('model_size', '?')} {proto.get('arch', 'dynunet')}, NSD tolerance {proto.get('tolerance', 1.0)} mm, seed {proto.get('seed', '?')}. "
-                f"Environment: torch {env.get('torch', '?')}, device {env.get('device', '?')}, {env.get('cpu_count', '?')} CPU(s)."
-            ),
-        )
-    )
-    finished = res.selected[res.selected["status"] == "finished"] if not res.selected.empty else res.selected
-    if res.runs.empty or finished.empty:
-        blocks.append(Block("note", "No finished run in this results file yet: nothing to rank or plot."))
-        if not res.runs.empty:
-            blocks.append(
-                Block(
-                    "table",
-                    header=["task", "loss", "lr", "status", "reason"],
-                    rows=[
-                        [
-                            Cell(r.task, align="left"),
-                            Cell(r.loss, align="left"),
-                            Cell(f"{r.lr:g}"),
-                            Cell(r.status, align="left"),
-                            Cell(str(r.reason or ""), align="left"),
-                        ]
-                        for r in res.runs.itertuples()
-                    ],
-                )
-            )
-        return _write(out, blocks, title)
-
-    cases = res.cases
-    methods = sorted(cases["method"].unique())
-    # --- ranking over all tasks (DSC + NSD), Ma et al. 3.4
-    ranking = _tiebreak(_ranking(cases, metrics={"dsc": "higher", "nsd": "higher"}), cases)
-    order = list(ranking.index)
-    per_task_rank = {}
-    for t in tasks:
-        sub = cases[cases["task"] == t]
-        if sub.empty:
-            continue
-        per_task_rank[t] = _tiebreak(_ranking(sub, metrics={"dsc": "higher", "nsd": "higher"}), sub)
-
-    # --- what to use
-    blocks.append(Block("h2", "What to use"))
-    blocks.append(Block("p", _what_to_use(res, ranking, per_task_rank, cases)))
-    blocks.append(Block("note", _caveats(res, proto, cases)))
-
-    # --- Table 2
-    blocks.append(Block("h2", "Mean DSC and NSD per loss and task (as Ma et al. Table 2)"))
-    blocks.append(
-        Block(
-            "p",
-            (
-                "Mean over the test cases of the per-case mean over foreground classes. **Bold**: best, and significantly better "
-                "than every other loss of the column; underlined: worst, and significantly worse than every other (one-sided "
-                "Wilcoxon signed-rank tests, p < 0.05). — : the configuration failed (see the runs table). Rows in rank order."
-            ),
-        )
-    )
-    header = ["loss"]
-    for t in tasks:
-        header += [f"{t} DSC", f"{t} NSD"]
-    if len(tasks) > 1:
-        header += ["mean DSC", "mean NSD"]
-    extremes = {}
-    for t in tasks:
-        present = [m for m in methods if ((cases["task"] == t) & (cases["method"] == m)).any()]
-        for metric in ("dsc", "nsd"):
-            extremes[(t, metric)] = _significant_extremes(cases, t, metric, "higher", present)
-    rows = []
-    for m in order:
-        row = [Cell(m, align="left")]
-        avgs = {"dsc": [], "nsd": []}
-        for t in tasks:
-            sub = cases[(cases["task"] == t) & (cases["method"] == m)]
-            status = sub["status"].iloc[0] if not sub.empty else None
-            for metric in ("dsc", "nsd"):
-                if sub.empty or status != "finished":
-                    row.append(Cell("—"))
-                    avgs[metric].append(np.nan)
-                    continue
-                v = float(sub[metric].mean())
-                avgs[metric].append(v)
-                best, worst = extremes[(t, metric)]
-                row.append(Cell(_fmt(v), bold=best == m, underline=worst == m))
-        if len(tasks) > 1:
-            for metric in ("dsc", "nsd"):
-                vals = avgs[metric]
-                row.append(Cell(_fmt(float(np.mean(vals))) if all(np.isfinite(vals)) else "—"))
-        rows.append(row)
-    blocks.append(Block("table", header=header, rows=rows))
-
-    # --- Jadon-style per task
-    blocks.append(Block("h2", "Overlap, sensitivity and specificity per task (as Jadon 2020 Table II)"))
-    for t in tasks:
-        sub_t = cases[cases["task"] == t]
-        if sub_t.empty:
-            continue
-        blocks.append(Block("h3", f"{t}"))
-        info = res.tasks[t]
-        ratios = info.get("class_ratios") or {}
-        ratio_txt = ", ".join(f"{k} {v:.0f}:1" for k, v in ratios.items() if v) or "?"
-        split = info.get("split", {})
-        blocks.append(
-            Block(
-                "p",
-                (
-                    f"{(info.get('description') or '').rstrip('.') + '. ' if info.get('description') else ''}Source: {info.get('source')}. Classes: {', '.join(info['label_names'][1:])} "
-                    f"(BG:FG {ratio_txt}). Cases: {len(split.get('train', []))} train, {len(split.get('val', []))} validation, "
-                    f"{len(split.get('test', []))} test."
-                ),
-            )
-        )
-        trank = per_task_rank.get(t)
-        rows = []
-        torder = list(trank.index) if trank is not None else order
-        for m in torder:
-            sub = sub_t[sub_t["method"] == m]
-            if sub.empty:
-                continue
-            lr = sub["lr"].iloc[0]
-            if sub["status"].iloc[0] != "finished":
-                rows.append([Cell(m, align="left"), Cell(f"{lr:g}")] + [Cell("—")] * 7)
-                continue
-            hd95 = sub["hd95"].to_numpy(dtype=float)
-            rows.append(
-                [
-                    Cell(m, align="left"),
-                    Cell(f"{lr:g}"),
-                    Cell(str(int(trank.loc[m, "rank"])) if trank is not None else ""),
-                    Cell(_fmt(sub["dsc"].mean())),
-                    Cell(_fmt(sub["iou"].mean())),
-                    Cell(_fmt(sub["sensitivity"].mean())),
-                    Cell(_fmt(sub["specificity"].mean())),
-                    Cell(_fmt(sub["precision"].mean())),
-                    Cell(_fmt(float(np.median(hd95)), 2) if hd95.size else "—"),
-                ]
-            )
-        blocks.append(
-            Block(
-                "table",
-                header=[
-                    "loss",
-                    "lr",
-                    "task rank",
-                    "DSC",
-                    "IoU",
-                    "sensitivity",
-                    "specificity",
-                    "precision",
-                    "median HD95 (mm)",
-                ],
-                rows=rows,
-            )
-        )
-
-    # --- violins
-    blocks.append(Block("h2", "Per-case DSC and NSD (violin plots, as Ma et al. Figs. 2, 4, 6, 8)"))
-    for t in tasks:
-        if not (cases["task"] == t).any():
-            continue
-        torder = list(per_task_rank[t].index) if t in per_task_rank else order
-        p = plot_violins(cases, t, torder, fig_dir / f"violin_{_safe_name(t)}.png")
-        blocks.append(
-            Block(
-                "img",
-                f"{t}: distribution of per-case DSC (top) and NSD (bottom) over the test cases, losses in task-rank order",
-                path=p,
-            )
-        )
-
-    # --- ranking
-    blocks.append(Block("h2", "Ranking (as Ma et al. Fig. 10)"))
-    blocks.append(
-        Block(
-            "p",
-            (
-                "Significance ranking of Ma et al. 3.4 / the Medical Segmentation Decathlon: for every task and metric (DSC, NSD) "
-                "each loss scores the number of losses it beats in a one-sided Wilcoxon signed-rank test (p < 0.05) on the "
-                "per-case values; the rank score is the mean score over tasks and metrics."
-            ),
-        )
-    )
-    p = rk.plot_ranking(
-        ranking, fig_dir / "ranking.png", title=f"Rank score over {len(tasks)} task(s), DSC + NSD"
-    )
-    blocks.append(Block("img", "Rank score per loss (higher is better)", path=p))
-    score_cols = [c for c in ranking.columns if c.startswith("score:")]
-    rows = []
-    for m in order:
-        r = ranking.loc[m]
-        rows.append(
-            [Cell(str(int(r["rank"]))), Cell(m, align="left"), Cell(f"{r['rank_score']:.2f}")]
-            + [Cell(str(int(r[c]))) for c in score_cols]
-        )
-    blocks.append(
-        Block(
-            "table",
-            header=["rank", "loss", "rank score"] + [c.replace("score:", "") for c in score_cols],
-            rows=rows,
-        )
-    )
-
-    # --- stability
-    blocks.append(Block("h2", "Rank stability (as Ma et al. Fig. 11)"))
-    try:
-        stab = rk.rank_stability(
-            cases,
-            method="method",
-            case="case",
-            task="task",
-            metrics={"dsc": "higher", "nsd": "higher"},
-            n_bootstrap=n_bootstrap,
-            seed=0,
-        )
-        p = rk.plot_rank_stability(stab, fig_dir / "stability_bootstrap.png")
-        tau = stab.tau_summary()
-        blocks.append(
-            Block(
-                "p",
-                (
-                    f"Bootstrap: the test cases of every task resampled with replacement {n_bootstrap} times and re-ranked. "
-                    + (
-                        f"Median Kendall tau against the full ranking {tau['median']:.2f} (95 % interval {tau['q025']:.2f} to {tau['q975']:.2f}); "
-                        if np.isfinite(tau["median"])
-                        else "Kendall tau is undefined (all losses tied in the full ranking); "
-                    )
-                    + "`same rank` is the fraction of samples that reproduce a loss's rank."
-                ),
-            )
-        )
-        blocks.append(
-            Block(
-                "img",
-                "Bootstrap rank distribution per loss (disc area: frequency; cross: median; bar: 95 % interval; diamond: full data)",
-                path=p,
-            )
-        )
-        rows = [
-            [
-                Cell(str(int(r["rank"]))),
-                Cell(str(m), align="left"),
-                Cell(f"{r['median']:.3g}"),
-                Cell(f"{r['q025']:.3g}–{r['q975']:.3g}"),
-                Cell(f"{r['same_rank']:.2f}"),
-            ]
-            for m, r in stab.summary.iterrows()
-        ]
-        blocks.append(
-            Block(
-                "table",
-                header=["rank", "loss", "median bootstrap rank", "95 % interval", "same rank"],
-                rows=rows,
-            )
-        )
-    except Exception as exc:  # pragma: no cover - reported, not fatal
-        blocks.append(Block("note", f"Bootstrap rank stability not computed: {type(exc).__name__}: {exc}"))
-    try:
-        sets = {k: v for k, v in rk.DEFAULT_METRIC_SETS.items()}
-        comp = rk.ranking_by_metric_sets(cases, sets, method="method", case="case", task="task")
-        p = plot_metric_sets(comp, fig_dir / "stability_metrics.png")
-        blocks.append(
-            Block(
-                "p",
-                (
-                    "Metric choice: the same ranking scheme with DSC + NSD, DSC only, NSD only and HD95 only (lower is better; an "
-                    "infinite HD95, from an empty prediction or ground truth, counts as the worst observed value)."
-                ),
-            )
-        )
-        blocks.append(Block("img", "Rank of each loss under each metric set", path=p))
-        rows = [
-            [Cell(str(m), align="left")] + [Cell(str(int(v))) for v in comp.ranks.loc[m]]
-            for m in comp.ranks.index
-        ]
-        blocks.append(Block("table", header=["loss"] + list(comp.ranks.columns), rows=rows))
-        taus = comp.kendall_tau
-        first = taus.index[0]
-        blocks.append(
-            Block(
-                "p",
-                "Kendall tau with the DSC + NSD ranking: "
-                + ", ".join(
-                    f"{c} {taus.loc[first, c]:.2f}"
-                    if np.isfinite(taus.loc[first, c])
-                    else f"{c} undefined (a tied ranking)"
-                    for c in taus.columns[1:]
-                )
-                + ".",
-            )
-        )
-    except Exception as exc:  # pragma: no cover
-        blocks.append(Block("note", f"Metric-set comparison not computed: {type(exc).__name__}: {exc}"))
-
-    # --- overlays
-    blocks.append(Block("h2", "Hardest test cases (as Ma et al. Figs. 3, 5, 9)"))
-    for t in tasks:
-        trank = per_task_rank.get(t)
-        if trank is None:
-            continue
-        ok = [
-            m
-            for m in trank.index
-            if ((cases["task"] == t) & (cases["method"] == m) & (cases["status"] == "finished")).any()
-        ]
-        if not ok:
-            continue
-        best, worst = ok[0], ok[-1]
-        made = plot_overlays(res, t, best, worst, hardest, fig_dir / f"overlays_{_safe_name(t)}.png")
-        if made:
-            p, shown = made
-            blocks.append(
-                Block(
-                    "img",
-                    f"{t}: image, ground truth, best-ranked loss ({best}) and worst-ranked loss ({worst}) on the {len(shown)} test cases with the lowest mean DSC",
-                    path=p,
-                )
-            )
-
-    # --- curves
-    blocks.append(Block("h2", "Training curves"))
-    for t in tasks:
-        torder = list(per_task_rank[t].index) if t in per_task_rank else order
-        p = plot_curves(res, t, torder, fig_dir / f"curves_{_safe_name(t)}.png")
-        if p:
-            blocks.append(Block("img", f"{t}: training loss per epoch and validation DSC, every run", path=p))
-
-    # --- runs
-    blocks.append(Block("h2", "Runs"))
-    rows = []
-    sel_ids = set(res.selected["run_id"])
-    for r in res.runs.sort_values(["task", "loss", "lr"]).itertuples():
-        secs = sum(0.0 if v is None or v != v else float(v) for v in (r.train_seconds, r.eval_seconds))
-        rows.append(
-            [
-                Cell(r.task, align="left"),
-                Cell(r.loss, align="left"),
-                Cell(r.spec + (f" {r.options}" if r.options not in ("{}", "") else ""), align="left"),
-                Cell(
-                    f"{r.lr:g}",
-                    bold=r.run_id in sel_ids
-                    and len(res.runs[(res.runs.task == r.task) & (res.runs.loss == r.loss)]) > 1,
-                ),
-                Cell(r.status, align="left"),
-                Cell(_fmt(r.val_dice) if r.val_dice == r.val_dice and r.val_dice is not None else "—"),
-                Cell(f"{secs:.0f}"),
-                Cell(str(r.reason or ""), align="left"),
-            ]
-        )
-    blocks.append(
-        Block(
-            "p", "Every stored run; with several learning rates the one picked by validation DSC is in bold."
-        )
-    )
-    blocks.append(
-        Block(
-            "table",
-            header=["task", "loss", "spec", "lr", "status", "val DSC", "seconds", "reason"],
-            rows=rows,
-        )
-    )
-    return _write(out, blocks, title)
-
-
-def _write(out: Path, blocks: List[Block], title: str) -> Dict[str, Path]:
-    html_path = out / "report.html"
-    md_path = out / "report.md"
-    html_path.write_text(render_html(blocks, title), encoding="utf-8")
-    md_path.write_text(render_markdown(blocks, out), encoding="utf-8")
-    return {"html": html_path, "md": md_path, "figures": out / "figures"}
-
-
 def _is_compound(name: str, spec: str) -> bool:
     from seglosses.registry import loss_info, parse_spec
 
     try:
         return len(parse_spec(spec)) > 1 or loss_info(spec).category == "compound"
-    except Exception:
+    except ValueError:  # a spec this build does not know (results from another version)
         return "+" in spec
 
 
@@ -1006,3 +210,521 @@ def _caveats(res: Results, proto: dict, cases: pd.DataFrame) -> str:
         "or your own data and budget before drawing conclusions."
     )
     return " ".join(bits)
+
+
+# ----------------------------------------------------------------------------------------------
+# Sections
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ReportContext:
+    """What every section reads: the results, where figures go, the report's settings, and the
+    rankings (computed once, on first use, so a failing ranking fails only the sections that
+    need it)."""
+
+    res: Results
+    out: Path
+    fig_dir: Path
+    n_bootstrap: int = N_BOOTSTRAP
+    hardest: int = 3
+
+    @property
+    def tasks(self) -> List[str]:
+        return list(self.res.tasks)
+
+    @property
+    def cases(self) -> pd.DataFrame:
+        return self.res.cases
+
+    @property
+    def proto(self) -> dict:
+        return self.res.meta.get("protocol") or {}
+
+    @cached_property
+    def ranking(self) -> pd.DataFrame:
+        """Significance ranking over all tasks with DSC + NSD (Ma et al. 3.4), display order."""
+        return _tiebreak(_ranking(self.cases, metrics={"dsc": "higher", "nsd": "higher"}), self.cases)
+
+    @property
+    def order(self) -> List[str]:
+        return list(self.ranking.index)
+
+    @cached_property
+    def per_task_rank(self) -> Dict[str, pd.DataFrame]:
+        out = {}
+        for t in self.tasks:
+            sub = self.cases[self.cases["task"] == t]
+            if not sub.empty:
+                out[t] = _tiebreak(_ranking(sub, metrics={"dsc": "higher", "nsd": "higher"}), sub)
+        return out
+
+    def task_order(self, task: str) -> List[str]:
+        return list(self.per_task_rank[task].index) if task in self.per_task_rank else self.order
+
+
+def section_header(ctx: ReportContext) -> List[Block]:
+    """Title, source, protocol and environment."""
+    res, out = ctx.res, ctx.out
+    proto, tasks = ctx.proto, ctx.tasks
+    env = res.meta.get("environment") or {}
+    cmd = res.meta.get("last_command") or {}
+    n_failed = int((res.runs["status"] == "failed").sum()) if not res.runs.empty else 0
+    return [
+        Block("h1", TITLE),
+        Block(
+            "p",
+            (
+                f"Generated {time.strftime('%Y-%m-%d %H:%M')} from `{out / 'results.sqlite'}`. Preset `{cmd.get('preset', '?')}`; "
+                f"{len(res.runs)} run(s) over {len(tasks)} task(s) ({', '.join(tasks) or 'none'}); "
+                f"{n_failed} failed. "
+                f"Protocol: {proto.get('iterations', '?')} iterations, batch {proto.get('batch_size', '?')}, patch {proto.get('patch_size') or 'whole image'}, "
+                f"{proto.get('model_size', '?')} {proto.get('arch', 'dynunet')}, NSD tolerance {proto.get('tolerance', 1.0)} mm, seed {proto.get('seed', '?')}. "
+                f"Environment: torch {env.get('torch', '?')}, device {env.get('device', '?')}, {env.get('cpu_count', '?')} CPU(s)."
+            ),
+        ),
+    ]
+
+
+def section_no_results(ctx: ReportContext) -> List[Block]:
+    """Shown instead of the other sections while no selected run has finished."""
+    res = ctx.res
+    blocks = [Block("note", "No finished run in this results file yet: nothing to rank or plot.")]
+    if not res.runs.empty:
+        blocks.append(
+            Block(
+                "table",
+                header=["task", "loss", "lr", "status", "reason"],
+                rows=[
+                    [
+                        Cell(r.task, align="left"),
+                        Cell(r.loss, align="left"),
+                        Cell(f"{r.lr:g}"),
+                        Cell(r.status, align="left"),
+                        Cell(str(r.reason or ""), align="left"),
+                    ]
+                    for r in res.runs.itertuples()
+                ],
+            )
+        )
+    return blocks
+
+
+def section_what_to_use(ctx: ReportContext) -> List[Block]:
+    """A short recommendation generated from the ranking, and its caveats."""
+    return [
+        Block("h2", "What to use"),
+        Block("p", _what_to_use(ctx.res, ctx.ranking, ctx.per_task_rank, ctx.cases)),
+        Block("note", _caveats(ctx.res, ctx.proto, ctx.cases)),
+    ]
+
+
+def section_table2(ctx: ReportContext) -> List[Block]:
+    """Mean DSC and NSD per loss and task, significant best bold / worst underlined (Ma et al. Table 2)."""
+    cases, tasks = ctx.cases, ctx.tasks
+    methods = sorted(cases["method"].unique())
+    blocks = [
+        Block("h2", "Mean DSC and NSD per loss and task (as Ma et al. Table 2)"),
+        Block(
+            "p",
+            (
+                "Mean over the test cases of the per-case mean over foreground classes. **Bold**: best, and significantly better "
+                "than every other loss of the column; underlined: worst, and significantly worse than every other (one-sided "
+                "Wilcoxon signed-rank tests, p < 0.05). — : the configuration failed (see the runs table). Rows in rank order."
+            ),
+        ),
+    ]
+    header = ["loss"]
+    for t in tasks:
+        header += [f"{t} DSC", f"{t} NSD"]
+    if len(tasks) > 1:
+        header += ["mean DSC", "mean NSD"]
+    extremes = {}
+    for t in tasks:
+        present = [m for m in methods if ((cases["task"] == t) & (cases["method"] == m)).any()]
+        for metric in ("dsc", "nsd"):
+            extremes[(t, metric)] = _significant_extremes(cases, t, metric, "higher", present)
+    rows = []
+    for m in ctx.order:
+        row = [Cell(m, align="left")]
+        avgs = {"dsc": [], "nsd": []}
+        for t in tasks:
+            sub = cases[(cases["task"] == t) & (cases["method"] == m)]
+            status = sub["status"].iloc[0] if not sub.empty else None
+            for metric in ("dsc", "nsd"):
+                if sub.empty or status != "finished":
+                    row.append(Cell("—"))
+                    avgs[metric].append(np.nan)
+                    continue
+                v = float(sub[metric].mean())
+                avgs[metric].append(v)
+                best, worst = extremes[(t, metric)]
+                row.append(Cell(_fmt(v), bold=best == m, underline=worst == m))
+        if len(tasks) > 1:
+            for metric in ("dsc", "nsd"):
+                vals = avgs[metric]
+                row.append(Cell(_fmt(float(np.mean(vals))) if all(np.isfinite(vals)) else "—"))
+        rows.append(row)
+    blocks.append(Block("table", header=header, rows=rows))
+    return blocks
+
+
+def section_jadon(ctx: ReportContext) -> List[Block]:
+    """Per task: DSC, IoU, sensitivity, specificity, precision, median HD95 (Jadon 2020 Table II)."""
+    cases = ctx.cases
+    blocks = [Block("h2", "Overlap, sensitivity and specificity per task (as Jadon 2020 Table II)")]
+    for t in ctx.tasks:
+        sub_t = cases[cases["task"] == t]
+        if sub_t.empty:
+            continue
+        blocks.append(Block("h3", f"{t}"))
+        info = ctx.res.tasks[t]
+        ratios = info.get("class_ratios") or {}
+        ratio_txt = ", ".join(f"{k} {v:.0f}:1" for k, v in ratios.items() if v) or "?"
+        split = info.get("split", {})
+        blocks.append(
+            Block(
+                "p",
+                (
+                    f"{(info.get('description') or '').rstrip('.') + '. ' if info.get('description') else ''}Source: {info.get('source')}. Classes: {', '.join(info['label_names'][1:])} "
+                    f"(BG:FG {ratio_txt}). Cases: {len(split.get('train', []))} train, {len(split.get('val', []))} validation, "
+                    f"{len(split.get('test', []))} test."
+                ),
+            )
+        )
+        trank = ctx.per_task_rank.get(t)
+        rows = []
+        for m in ctx.task_order(t):
+            sub = sub_t[sub_t["method"] == m]
+            if sub.empty:
+                continue
+            lr = sub["lr"].iloc[0]
+            if sub["status"].iloc[0] != "finished":
+                rows.append([Cell(m, align="left"), Cell(f"{lr:g}")] + [Cell("—")] * 7)
+                continue
+            hd95 = sub["hd95"].to_numpy(dtype=float)
+            rows.append(
+                [
+                    Cell(m, align="left"),
+                    Cell(f"{lr:g}"),
+                    Cell(str(int(trank.loc[m, "rank"])) if trank is not None else ""),
+                    Cell(_fmt(sub["dsc"].mean())),
+                    Cell(_fmt(sub["iou"].mean())),
+                    Cell(_fmt(sub["sensitivity"].mean())),
+                    Cell(_fmt(sub["specificity"].mean())),
+                    Cell(_fmt(sub["precision"].mean())),
+                    Cell(_fmt(float(np.median(hd95)), 2) if hd95.size else "—"),
+                ]
+            )
+        blocks.append(
+            Block(
+                "table",
+                header=[
+                    "loss",
+                    "lr",
+                    "task rank",
+                    "DSC",
+                    "IoU",
+                    "sensitivity",
+                    "specificity",
+                    "precision",
+                    "median HD95 (mm)",
+                ],
+                rows=rows,
+            )
+        )
+    return blocks
+
+
+def section_violins(ctx: ReportContext) -> List[Block]:
+    """Per-case DSC and NSD per task as violin plots (Ma et al. Figs. 2, 4, 6, 8)."""
+    blocks = [Block("h2", "Per-case DSC and NSD (violin plots, as Ma et al. Figs. 2, 4, 6, 8)")]
+    for t in ctx.tasks:
+        if not (ctx.cases["task"] == t).any():
+            continue
+        p = plot_violins(ctx.cases, t, ctx.task_order(t), ctx.fig_dir / f"violin_{safe_name(t)}.png")
+        blocks.append(
+            Block(
+                "img",
+                f"{t}: distribution of per-case DSC (top) and NSD (bottom) over the test cases, losses in task-rank order",
+                path=p,
+            )
+        )
+    return blocks
+
+
+def section_ranking(ctx: ReportContext) -> List[Block]:
+    """The significance ranking over all tasks with DSC + NSD (Ma et al. Fig. 10)."""
+    from seglosses import ranking as rk
+
+    ranking = ctx.ranking
+    blocks = [
+        Block("h2", "Ranking (as Ma et al. Fig. 10)"),
+        Block(
+            "p",
+            (
+                "Significance ranking of Ma et al. 3.4 / the Medical Segmentation Decathlon: for every task and metric (DSC, NSD) "
+                "each loss scores the number of losses it beats in a one-sided Wilcoxon signed-rank test (p < 0.05) on the "
+                "per-case values; the rank score is the mean score over tasks and metrics."
+            ),
+        ),
+    ]
+    p = rk.plot_ranking(
+        ranking, ctx.fig_dir / "ranking.png", title=f"Rank score over {len(ctx.tasks)} task(s), DSC + NSD"
+    )
+    blocks.append(Block("img", "Rank score per loss (higher is better)", path=p))
+    score_cols = [c for c in ranking.columns if c.startswith("score:")]
+    rows = []
+    for m in ctx.order:
+        r = ranking.loc[m]
+        rows.append(
+            [Cell(str(int(r["rank"]))), Cell(m, align="left"), Cell(f"{r['rank_score']:.2f}")]
+            + [Cell(str(int(r[c]))) for c in score_cols]
+        )
+    blocks.append(
+        Block(
+            "table",
+            header=["rank", "loss", "rank score"] + [c.replace("score:", "") for c in score_cols],
+            rows=rows,
+        )
+    )
+    return blocks
+
+
+def section_stability_bootstrap(ctx: ReportContext) -> List[Block]:
+    """Rank stability under bootstrap resampling of the test cases (Ma et al. Fig. 11)."""
+    from seglosses import ranking as rk
+
+    n_bootstrap = ctx.n_bootstrap
+    stab = rk.rank_stability(
+        ctx.cases,
+        method="method",
+        case="case",
+        task="task",
+        metrics={"dsc": "higher", "nsd": "higher"},
+        n_bootstrap=n_bootstrap,
+        seed=0,
+    )
+    p = rk.plot_rank_stability(stab, ctx.fig_dir / "stability_bootstrap.png")
+    tau = stab.tau_summary()
+    rows = [
+        [
+            Cell(str(int(r["rank"]))),
+            Cell(str(m), align="left"),
+            Cell(f"{r['median']:.3g}"),
+            Cell(f"{r['q025']:.3g}–{r['q975']:.3g}"),
+            Cell(f"{r['same_rank']:.2f}"),
+        ]
+        for m, r in stab.summary.iterrows()
+    ]
+    return [
+        Block("h2", "Rank stability (as Ma et al. Fig. 11)"),
+        Block(
+            "p",
+            (
+                f"Bootstrap: the test cases of every task resampled with replacement {n_bootstrap} times and re-ranked. "
+                + (
+                    f"Median Kendall tau against the full ranking {tau['median']:.2f} (95 % interval {tau['q025']:.2f} to {tau['q975']:.2f}); "
+                    if np.isfinite(tau["median"])
+                    else "Kendall tau is undefined (all losses tied in the full ranking); "
+                )
+                + "`same rank` is the fraction of samples that reproduce a loss's rank."
+            ),
+        ),
+        Block(
+            "img",
+            "Bootstrap rank distribution per loss (disc area: frequency; cross: median; bar: 95 % interval; diamond: full data)",
+            path=p,
+        ),
+        Block(
+            "table",
+            header=["rank", "loss", "median bootstrap rank", "95 % interval", "same rank"],
+            rows=rows,
+        ),
+    ]
+
+
+def section_stability_metric_sets(ctx: ReportContext) -> List[Block]:
+    """The ranking under other metric sets (DSC only, NSD only, HD95 only) and Kendall tau."""
+    from seglosses import ranking as rk
+
+    sets = {k: v for k, v in rk.DEFAULT_METRIC_SETS.items()}
+    comp = rk.ranking_by_metric_sets(ctx.cases, sets, method="method", case="case", task="task")
+    p = plot_metric_sets(comp, ctx.fig_dir / "stability_metrics.png")
+    rows = [
+        [Cell(str(m), align="left")] + [Cell(str(int(v))) for v in comp.ranks.loc[m]]
+        for m in comp.ranks.index
+    ]
+    taus = comp.kendall_tau
+    first = taus.index[0]
+    return [
+        Block(
+            "p",
+            (
+                "Metric choice: the same ranking scheme with DSC + NSD, DSC only, NSD only and HD95 only (lower is better; an "
+                "infinite HD95, from an empty prediction or ground truth, counts as the worst observed value)."
+            ),
+        ),
+        Block("img", "Rank of each loss under each metric set", path=p),
+        Block("table", header=["loss"] + list(comp.ranks.columns), rows=rows),
+        Block(
+            "p",
+            "Kendall tau with the DSC + NSD ranking: "
+            + ", ".join(
+                f"{c} {taus.loc[first, c]:.2f}"
+                if np.isfinite(taus.loc[first, c])
+                else f"{c} undefined (a tied ranking)"
+                for c in taus.columns[1:]
+            )
+            + ".",
+        ),
+    ]
+
+
+def section_hardest_cases(ctx: ReportContext) -> List[Block]:
+    """Image, ground truth, best and worst loss on the hardest test cases (Ma et al. Figs. 3, 5, 9)."""
+    cases = ctx.cases
+    blocks = [Block("h2", "Hardest test cases (as Ma et al. Figs. 3, 5, 9)")]
+    for t in ctx.tasks:
+        trank = ctx.per_task_rank.get(t)
+        if trank is None:
+            continue
+        ok = [
+            m
+            for m in trank.index
+            if ((cases["task"] == t) & (cases["method"] == m) & (cases["status"] == "finished")).any()
+        ]
+        if not ok:
+            continue
+        best, worst = ok[0], ok[-1]
+        made = plot_overlays(ctx.res, t, best, worst, ctx.hardest, ctx.fig_dir / f"overlays_{safe_name(t)}.png")
+        if made:
+            p, shown = made
+            blocks.append(
+                Block(
+                    "img",
+                    f"{t}: image, ground truth, best-ranked loss ({best}) and worst-ranked loss ({worst}) on the {len(shown)} test cases with the lowest mean DSC",
+                    path=p,
+                )
+            )
+    return blocks
+
+
+def section_curves(ctx: ReportContext) -> List[Block]:
+    """Training loss and validation Dice per epoch, every run."""
+    blocks = [Block("h2", "Training curves")]
+    for t in ctx.tasks:
+        p = plot_curves(ctx.res, t, ctx.task_order(t), ctx.fig_dir / f"curves_{safe_name(t)}.png")
+        if p:
+            blocks.append(Block("img", f"{t}: training loss per epoch and validation DSC, every run", path=p))
+    return blocks
+
+
+def section_runs(ctx: ReportContext) -> List[Block]:
+    """Every stored run, the selected learning rate in bold."""
+    res = ctx.res
+    rows = []
+    sel_ids = set(res.selected["run_id"])
+    for r in res.runs.sort_values(["task", "loss", "lr"]).itertuples():
+        secs = sum(0.0 if v is None or v != v else float(v) for v in (r.train_seconds, r.eval_seconds))
+        rows.append(
+            [
+                Cell(r.task, align="left"),
+                Cell(r.loss, align="left"),
+                Cell(r.spec + (f" {r.options}" if r.options not in ("{}", "") else ""), align="left"),
+                Cell(
+                    f"{r.lr:g}",
+                    bold=r.run_id in sel_ids
+                    and len(res.runs[(res.runs.task == r.task) & (res.runs.loss == r.loss)]) > 1,
+                ),
+                Cell(r.status, align="left"),
+                Cell(_fmt(r.val_dice) if r.val_dice == r.val_dice and r.val_dice is not None else "—"),
+                Cell(f"{secs:.0f}"),
+                Cell(str(r.reason or ""), align="left"),
+            ]
+        )
+    return [
+        Block("h2", "Runs"),
+        Block("p", "Every stored run; with several learning rates the one picked by validation DSC is in bold."),
+        Block(
+            "table",
+            header=["task", "loss", "spec", "lr", "status", "val DSC", "seconds", "reason"],
+            rows=rows,
+        ),
+    ]
+
+
+Section = Callable[[ReportContext], List[Block]]
+
+#: The report's sections, in order, after :func:`section_header` (``(name, function)``).
+SECTIONS: List[Tuple[str, Section]] = [
+    ("what to use", section_what_to_use),
+    ("Table 2", section_table2),
+    ("Jadon tables", section_jadon),
+    ("violins", section_violins),
+    ("ranking", section_ranking),
+    ("rank stability (bootstrap)", section_stability_bootstrap),
+    ("rank stability (metric sets)", section_stability_metric_sets),
+    ("hardest cases", section_hardest_cases),
+    ("training curves", section_curves),
+    ("runs", section_runs),
+]
+
+TITLE = "seglosses benchmark report"
+
+
+@dataclass
+class RenderedSection:
+    """One section of the report in both formats; ``error`` is set when it raised."""
+
+    name: str
+    html: str
+    markdown: str
+    error: Optional[str] = None
+
+
+def render_section(name: str, section: Section, ctx: ReportContext) -> RenderedSection:
+    """Run one section and render its blocks to HTML and Markdown.
+
+    If the section raises, its place shows an error block naming the section and the exception
+    (in both formats), and a :class:`ReportSectionWarning` is issued and logged.
+    """
+    error = None
+    try:
+        blocks = list(section(ctx))
+    except Exception as exc:  # shown in the report, warned: never a silent gap
+        error = f"{type(exc).__name__}: {exc}"
+        message = f"report section {name!r} failed: {error}"
+        logger.warning(message, exc_info=True)
+        warnings.warn(message, ReportSectionWarning, stacklevel=2)
+        blocks = [Block("error", f"The report section '{name}' could not be produced ({error}).")]
+    return RenderedSection(name, render_html_body(blocks), render_markdown(blocks, ctx.out), error)
+
+
+def write_report(out, *, n_bootstrap: int = N_BOOTSTRAP, hardest: int = 3) -> Dict[str, Path]:
+    """Write ``OUT/report.html``, ``OUT/report.md`` and ``OUT/figures/*.png``; return their paths.
+
+    The report is :func:`section_header` and then every section of :data:`SECTIONS` (only
+    :func:`section_no_results` while no selected run has finished).
+    """
+    out = Path(out)
+    res = load_results(out)
+    fig_dir = out / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    for old in fig_dir.glob("*.png"):
+        old.unlink()
+    ctx = ReportContext(res, out, fig_dir, n_bootstrap=n_bootstrap, hardest=hardest)
+    finished = res.selected[res.selected["status"] == "finished"] if not res.selected.empty else res.selected
+    sections: List[Tuple[str, Section]] = [("header", section_header)]
+    if res.runs.empty or finished.empty:
+        sections.append(("no results", section_no_results))
+    else:
+        sections += SECTIONS
+    rendered = [render_section(name, fn, ctx) for name, fn in sections]
+    html_path = out / "report.html"
+    md_path = out / "report.md"
+    html_path.write_text(
+        html_document("\n".join(r.html for r in rendered if r.html), TITLE), encoding="utf-8"
+    )
+    md_path.write_text("\n".join(r.markdown for r in rendered if r.markdown), encoding="utf-8")
+    return {"html": html_path, "md": md_path, "figures": fig_dir}

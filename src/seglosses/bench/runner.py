@@ -6,7 +6,16 @@ runs every (loss, learning rate) pair not yet in ``OUT/results.sqlite``: train
 (:func:`seglosses.bench.train.train_run`), evaluate on the test cases
 (:func:`seglosses.bench.evaluate.evaluate_model`), then write the run in one transaction. A run
 that fails (NaN/inf loss, exception) is stored as failed with the reason and the grid goes on.
-At the end it prints a summary table and writes the report.
+At the end it prints a summary table (:func:`seglosses.bench.results.summary_lines`). The
+report is the caller's: ``seglosses bench`` (:func:`seglosses.bench.cli.bench`) writes it after
+the grid, so the runner and the report never import each other.
+
+Layers
+------
+The runner is the *driver*: it plans the jobs (:mod:`seglosses.bench.job` describes one), hands
+them to an executor (:mod:`seglosses.bench.executors` decides where they run) and alone writes
+``OUT/results.sqlite`` (:mod:`seglosses.bench.store`), one transaction per run as each outcome
+arrives.
 
 Resume semantics
 ----------------
@@ -36,18 +45,19 @@ import os
 import platform
 import sys
 import time
-import traceback
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
-import numpy as np
-
+from .executors import get_executor
+from .job import display_index, failed_result, load_task
 from .presets import LossConfig, Preset
+from .results import select_runs, summary_lines
 from .store import ResultStore
 
-__all__ = ["BenchConfig", "run_bench", "select_runs", "load_task", "plan_grid"]
+# ``select_runs`` and ``load_task`` are re-exported for callers of the previous layout.
+__all__ = ["BenchConfig", "run_bench", "select_runs", "load_task"]
 
 
 @dataclass
@@ -81,6 +91,7 @@ class BenchConfig:
     workers: int = 1
     executor: str = "thread"
     threads: Optional[int] = 1
+    #: read by :func:`seglosses.bench.cli.bench` (``--no-report``): write the report after the grid
     report: bool = True
     progress: bool = True
     validate_every_epoch: bool = True
@@ -152,27 +163,6 @@ def _loader_specs(cfg: BenchConfig) -> List[dict]:
     return specs
 
 
-def load_task(spec: dict):
-    """A :class:`~seglosses.bench.data.Dataset` from a loader spec (built-in task or path)."""
-    if spec["kind"] == "synthetic":
-        from .synthetic import make_task
-
-        return make_task(
-            spec["name"],
-            n_cases=spec["n_cases"],
-            spatial_dims=spec["spatial_dims"],
-            size=spec.get("size"),
-            seed=spec["seed"],
-        )
-    from .data import load_dataset
-
-    path = Path(spec["path"])
-    if not path.exists():
-        raise FileNotFoundError(f"--data: {path} does not exist")
-    dims = spec.get("spatial_dims")
-    return load_dataset(path, spatial_dims=dims)
-
-
 def _split(dataset, cfg: BenchConfig) -> dict:
     from .data import split_cases
 
@@ -186,23 +176,13 @@ def _split(dataset, cfg: BenchConfig) -> dict:
     return {"train": train, "val": val, "test": test}
 
 
-def _display_index(dataset, case) -> Tuple[int, int]:
-    """``(axis, index)`` of the slice shown for a case (-1, -1 for a 2D case)."""
-    if case.spatial_dims == 2:
-        return -1, -1
-    axis = dataset.slice_axis_of(case)
-    fg = np.nonzero(case.label)
-    index = int(round(fg[axis].mean())) if fg[axis].size else case.label.shape[axis] // 2
-    return axis, index
-
-
 def _display_slices(dataset, case_ids):
     from .data import display_slice
 
     out = []
     for cid in case_ids:
         case = dataset[cid]
-        axis, idx = _display_index(dataset, case)
+        axis, idx = display_index(dataset, case)
         if axis < 0:
             pic, lab = display_slice(case)
         else:
@@ -233,8 +213,8 @@ def _task_info(dataset, split: dict) -> dict:
     ratios = {}
     try:
         ratios = {k: (v if math.isfinite(v) else None) for k, v in dataset.class_ratios().items()}
-    except Exception:  # pragma: no cover - statistics are informative only
-        pass
+    except Exception as exc:  # pragma: no cover - informative only (the report shows "?"), but said
+        warnings.warn(f"task {dataset.name!r}: class ratios not computed ({type(exc).__name__}: {exc})", stacklevel=2)
     return {
         "task": dataset.name,
         "label_names": list(dataset.label_names),
@@ -274,130 +254,9 @@ def _train_config(cfg: BenchConfig, lr: float, patch: Tuple[int, ...]):
     )
 
 
-def execute_run(job: dict, dataset, progress=None) -> dict:
-    """Train and evaluate one (task, loss, lr); never raises for a failing loss.
-
-    Returns a dict with ``run`` (the runs row), ``metrics``, ``curves`` and ``predictions``
-    (display slices), ready for :meth:`ResultStore.record_run`.
-    """
-    from .evaluate import evaluate_model
-    from .train import NonFiniteLoss, TrainConfig, train_run
-
-    loss_cfg = LossConfig(**job["loss"])
-    tcfg = TrainConfig(**{**job["train"], "patch_size": tuple(job["train"]["patch_size"])})
-    split = job["split"]
-    train_ds = dataset.subset(split["train"])
-    train_cases = train_ds.training_cases()
-    val_cases = [dataset[c] for c in split["val"]]
-    test_cases = [dataset[c] for c in split["test"]]
-    run = {
-        "task": job["task"],
-        "loss": loss_cfg.name,
-        "spec": loss_cfg.spec,
-        "options": loss_cfg.options,
-        "lr": tcfg.lr,
-        "seed": tcfg.seed,
-        "iterations": tcfg.iterations,
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "config": {
-            "train": tcfg.to_dict(),
-            "loss": loss_cfg.to_dict(),
-            "tolerance": job["tolerance"],
-            "torch_threads": _torch_threads(),
-            "task_source": dataset.source,
-        },
-    }
-    result = {"run": run, "metrics": [], "curves": [], "predictions": []}
-    t0 = time.perf_counter()
-    try:
-        trained = train_run(
-            train_cases,
-            val_cases,
-            loss_cfg,
-            tcfg,
-            num_classes=dataset.num_classes,
-            in_channels=dataset.in_channels,
-            train_dims=dataset.train_dims,
-            slice_axis_of=dataset.slice_axis_of,
-            progress=progress,
-        )
-        run["train_seconds"] = time.perf_counter() - t0
-        run["iterations_done"] = trained.iterations_done
-        run["val_dice"] = trained.val_dice
-        run["config"]["stages"] = trained.stages
-        result["curves"] = trained.curves
-        t1 = time.perf_counter()
-        rows, preds = evaluate_model(
-            trained.model,
-            test_cases,
-            num_classes=dataset.num_classes,
-            label_names=dataset.label_names,
-            patch_size=tcfg.patch_size,
-            train_dims=dataset.train_dims,
-            slice_axis_of=dataset.slice_axis_of,
-            device=tcfg.device,
-            tolerance=job["tolerance"],
-            overlap=tcfg.overlap,
-        )
-        run["eval_seconds"] = time.perf_counter() - t1
-        result["metrics"] = rows
-        for case in test_cases:
-            axis, idx = _display_index(dataset, case)
-            pred = preds[case.case_id]
-            result["predictions"].append(
-                (case.case_id, axis, idx, pred if axis < 0 else np.take(pred, idx, axis=axis))
-            )
-        run["status"] = "finished"
-    except NonFiniteLoss as exc:
-        run.update(
-            status="failed",
-            reason=str(exc),
-            train_seconds=time.perf_counter() - t0,
-            iterations_done=getattr(exc, "iterations_done", None),
-        )
-        result["curves"] = list(getattr(exc, "curves", []))
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except Exception as exc:  # a failing loss must not stop the grid
-        run.update(
-            status="failed", reason=f"{type(exc).__name__}: {exc}", train_seconds=time.perf_counter() - t0
-        )
-        run["config"]["traceback"] = traceback.format_exc(limit=8)
-    run["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    return result
-
-
-def _torch_threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
-
-
-# worker-process state (``--workers``): datasets are loaded once per worker
-_WORKER_DATASETS: Dict[str, object] = {}
-
-
-def _worker_init(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(max(1, threads))
-
-
-def _worker_execute(job: dict) -> dict:
-    key = json.dumps(job["loader"], sort_keys=True)
-    if key not in _WORKER_DATASETS:
-        _WORKER_DATASETS[key] = load_task(job["loader"])
-    return execute_run(job, _WORKER_DATASETS[key])
-
-
 # ----------------------------------------------------------------------------------------------
 # The grid
 # ----------------------------------------------------------------------------------------------
-
-
-def plan_grid(cfg: BenchConfig) -> List[Tuple[str, LossConfig, float]]:
-    """``[(task, loss, lr)]`` in run order, for built-in task names (data tasks are named on load)."""
-    return [(t, loss, lr) for t in cfg.tasks for loss in cfg.losses for lr in cfg.lrs]
 
 
 def _environment(cfg: BenchConfig) -> dict:
@@ -447,72 +306,64 @@ def _check_protocol(store: ResultStore, cfg: BenchConfig) -> None:
     store.set_meta("protocol", current)
 
 
-def _fmt(v, digits=3) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "—"
-    return f"{v:.{digits}f}"
-
-
-def _seconds(v) -> float:
-    return 0.0 if v is None or v != v else float(v)
-
-
-def summary_lines(store: ResultStore) -> List[str]:
-    """The end-of-grid summary: one line per run (selected learning rate marked with *)."""
-    runs = store.runs_frame()
-    if runs.empty:
-        return ["no runs stored"]
-    metrics = store.metrics_frame()
-    per_run = (
-        metrics.groupby("run_id").agg(dsc=("dsc", "mean"), nsd=("nsd", "mean"), hd95=("hd95", "median"))
-        if not metrics.empty
-        else None
-    )
-    selected = set(select_runs(runs)["run_id"]) if not runs.empty else set()
-    lines = [
-        f"{'task':<12} {'loss':<22} {'lr':>8} {'status':<8} {'val DSC':>7} {'DSC':>6} {'NSD':>6} {'HD95 md':>7} {'time':>7}"
-    ]
-    for _, r in runs.sort_values(["task", "loss", "lr"]).iterrows():
-        m = per_run.loc[r.run_id] if per_run is not None and r.run_id in per_run.index else None
-        mark = (
-            "*"
-            if r.run_id in selected and len(runs[(runs.task == r.task) & (runs.loss == r.loss)]) > 1
-            else " "
+def _plan_jobs(cfg: BenchConfig, store: ResultStore, datasets) -> Tuple[List[dict], int]:
+    """Split every task (stored, and saved as ``OUT/splits/TASK.json``) and list the jobs of the
+    grid not yet in ``store``: ``(jobs, number skipped as already stored)``. One job per
+    (task, loss, lr); a stored loss of the same name with another spec or options is an error."""
+    splits_dir = Path(cfg.out) / "splits"
+    splits_dir.mkdir(parents=True, exist_ok=True)
+    jobs = []
+    done = store.finished_runs()
+    skipped = 0
+    for spec, ds in datasets:
+        split = _split(ds, cfg)
+        store.put_task(_task_info(ds, split), _display_slices(ds, split["test"]))
+        (splits_dir / f"{ds.name}.json").write_text(
+            json.dumps({"seed": cfg.seed, **split}, indent=2) + "\n"
         )
-        secs = _seconds(r.train_seconds) + _seconds(r.eval_seconds)
-        lines.append(
-            f"{r.task:<12} {r.loss:<22} {r.lr:>8.0e}{mark}{r.status:<8} {_fmt(r.val_dice):>7} "
-            f"{_fmt(None if m is None else m['dsc']):>6} {_fmt(None if m is None else m['nsd']):>6} "
-            f"{_fmt(None if m is None else m['hd95'], 2):>7} {secs:>6.0f}s"
-        )
-        if r.status == "failed":
-            lines.append(f"{'':<12}   failed: {r.reason}")
-    return lines
-
-
-def select_runs(runs):
-    """Per (task, loss): the run whose learning rate is picked (best validation Dice; a finished
-    run beats a failed one; ties -> larger learning rate). Returns the selected rows."""
-
-    if runs.empty:
-        return runs
-    df = runs.copy()
-    df["_ok"] = (df["status"] == "finished").astype(int)
-    df["_vd"] = df["val_dice"].fillna(-1.0)
-    df = df.sort_values(["task", "loss", "_ok", "_vd", "lr"], ascending=[True, True, False, False, False])
-    out = df.groupby(["task", "loss"], sort=False).head(1).drop(columns=["_ok", "_vd"])
-    return out.reset_index(drop=True)
+        patch = _patch_size(ds, cfg)
+        for loss in cfg.losses:
+            for lr in cfg.lrs:
+                key = (ds.name, loss.name, float(lr), int(cfg.seed))
+                previous = done.get(key)
+                if previous is not None:
+                    if previous["spec"] != loss.spec or previous["options"] != json.loads(
+                        loss.options_json()
+                    ):
+                        raise ValueError(
+                            f"{store.path}: loss {loss.name!r} of task {ds.name!r} was run as {previous['spec']} "
+                            f"{previous['options']}, now {loss.spec} {loss.options}; rename it or use another --out"
+                        )
+                    if not (cfg.retry_failed and previous["status"] == "failed"):
+                        skipped += 1
+                        continue
+                jobs.append(
+                    {
+                        "task": ds.name,
+                        "loader": spec,
+                        "loss": loss.to_dict(),
+                        "lr": float(lr),
+                        "split": split,
+                        "train": _train_config(cfg, lr, patch).to_dict(),
+                        "tolerance": cfg.tolerance,
+                        "replace": previous["run_id"] if previous is not None else None,
+                    }
+                )
+    return jobs, skipped
 
 
 def run_bench(cfg: BenchConfig, log=print) -> dict:
-    """Run the grid; return ``{"out", "ran", "skipped", "failed", "seconds"}``."""
+    """Run the grid; return ``{"out", "ran", "skipped", "failed", "seconds", "report"}``.
+
+    ``report`` is None: the runner does not write the report (``cfg.report`` is for the caller,
+    :func:`seglosses.bench.cli.bench`).
+    """
     from tqdm.auto import tqdm
 
     from .train import resolve_device
 
     cfg.device = resolve_device(cfg.device)
-    if cfg.executor not in ("thread", "process"):
-        raise ValueError(f"--executor: expected 'thread' or 'process', got {cfg.executor!r}")
+    get_executor(cfg.executor)  # an unknown name is an error before any work
     if cfg.threads:
         import torch
 
@@ -547,45 +398,7 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
             "last_command",
             {"preset": cfg.preset, "argv": sys.argv[1:], "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
         )
-        splits_dir = out / "splits"
-        splits_dir.mkdir(parents=True, exist_ok=True)
-        jobs = []
-        done = store.finished_runs()
-        skipped = 0
-        for spec, ds in datasets:
-            split = _split(ds, cfg)
-            store.put_task(_task_info(ds, split), _display_slices(ds, split["test"]))
-            (splits_dir / f"{ds.name}.json").write_text(
-                json.dumps({"seed": cfg.seed, **split}, indent=2) + "\n"
-            )
-            patch = _patch_size(ds, cfg)
-            for loss in cfg.losses:
-                for lr in cfg.lrs:
-                    key = (ds.name, loss.name, float(lr), int(cfg.seed))
-                    previous = done.get(key)
-                    if previous is not None:
-                        if previous["spec"] != loss.spec or previous["options"] != json.loads(
-                            loss.options_json()
-                        ):
-                            raise ValueError(
-                                f"{store.path}: loss {loss.name!r} of task {ds.name!r} was run as {previous['spec']} "
-                                f"{previous['options']}, now {loss.spec} {loss.options}; rename it or use another --out"
-                            )
-                        if not (cfg.retry_failed and previous["status"] == "failed"):
-                            skipped += 1
-                            continue
-                    jobs.append(
-                        {
-                            "task": ds.name,
-                            "loader": spec,
-                            "loss": loss.to_dict(),
-                            "lr": float(lr),
-                            "split": split,
-                            "train": _train_config(cfg, lr, patch).to_dict(),
-                            "tolerance": cfg.tolerance,
-                            "replace": previous["run_id"] if previous is not None else None,
-                        }
-                    )
+        jobs, skipped = _plan_jobs(cfg, store, datasets)
         by_name = {ds.name: ds for _, ds in datasets}
         if skipped:
             log(f"resume: {skipped} run(s) already in {store.path}, skipped")
@@ -609,168 +422,32 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
                 grid.write(f"[{run['task']} / {run['loss']} / lr {run['lr']:g}] FAILED: {run.get('reason')}")
             grid.update(1)
 
-        bars = _Bars(cfg.progress, max(1, cfg.workers))
+        name = cfg.executor if cfg.workers > 1 and len(jobs) > 1 else "local"
+        executor = get_executor(name)(
+            workers=cfg.workers,
+            threads=int(cfg.threads) if cfg.threads else 1,
+            datasets=by_name,
+            progress=cfg.progress,
+            on_start=lambda job: grid.set_postfix_str(
+                f"{job['task']} / {job['loss']['name']} / lr {job['lr']:g}"
+            ),
+        )
+        outcomes = executor.run(jobs)
         try:
-            if cfg.workers > 1 and len(jobs) > 1 and cfg.executor == "process":
-                _run_processes(jobs, cfg, record)
-            elif cfg.workers > 1 and len(jobs) > 1:
-                _run_threads(jobs, cfg, by_name, record, bars)
-            else:
-                for job in jobs:
-                    grid.set_postfix_str(f"{job['task']} / {job['loss']['name']} / lr {job['lr']:g}")
-                    slot, progress = bars.open(job)
-                    try:
-                        result = execute_run(job, by_name[job["task"]], progress)
-                    finally:
-                        bars.close(slot)
-                    record(job, result)
+            for job, outcome in outcomes:
+                record(job, failed_result(job, outcome) if isinstance(outcome, BaseException) else outcome)
         finally:
-            bars.close_all()
+            outcomes.close()  # an early exit cancels the executor (Executor.run)
         grid.close()
         for line in summary_lines(store):
             log(line)
     finally:
         store.close()
-    report_paths = None
-    if cfg.report:
-        from .report import write_report
-
-        report_paths = write_report(out)
-        log(f"report: {report_paths['html']} and {report_paths['md']}")
     return {
         "out": str(out),
         "ran": len(jobs),
         "skipped": skipped,
         "failed": failed,
         "seconds": time.perf_counter() - t_start,
-        "report": report_paths,
+        "report": None,
     }
-
-
-class _Bars:
-    """Per-run tqdm bars (iterations, loss, ETA), one screen line per concurrent run."""
-
-    def __init__(self, enabled: bool, slots: int):
-        import threading
-
-        self.enabled, self.free = enabled, list(range(1, slots + 1))
-        self.open_bars: Dict[int, object] = {}
-        self.lock = threading.Lock()
-
-    def open(self, job: dict):
-        from tqdm.auto import tqdm
-
-        with self.lock:
-            slot = self.free.pop(0) if self.free else 1
-            bar = tqdm(
-                total=job["train"]["iterations"],
-                desc=f"{job['task']}:{job['loss']['name']}",
-                unit="it",
-                leave=False,
-                disable=not self.enabled,
-                dynamic_ncols=True,
-                position=slot,
-            )
-            self.open_bars[slot] = bar
-
-        def progress(i, info, bar=bar):
-            bar.update(1)
-            if i % 5 == 0:
-                bar.set_postfix(loss=f"{info['loss']:.4f}", lr=f"{info['lr']:.0e}", refresh=False)
-
-        return slot, progress
-
-    def close(self, slot: int) -> None:
-        with self.lock:
-            bar = self.open_bars.pop(slot, None)
-            if bar is not None:
-                bar.close()
-            self.free.append(slot)
-            self.free.sort()
-
-    def close_all(self) -> None:
-        for slot in list(self.open_bars):
-            self.close(slot)
-
-
-def _run_threads(jobs: List[dict], cfg: BenchConfig, by_name: dict, record, bars: _Bars) -> None:
-    """``--workers N`` (default executor): N runs at once in threads of this process.
-
-    Each run uses one torch CPU thread (``--threads``), so N runs keep N cores busy; torch
-    releases the GIL inside its kernels. Model initialisation is serialised (a lock around
-    seeding and building, :func:`seglosses.bench.train.train_run`), so results do not depend on
-    N. Only this (main) thread writes to SQLite, as each run completes.
-    """
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
-
-    stop = threading.Event()
-
-    def work(job):
-        if stop.is_set():
-            raise _Cancelled()
-        slot, progress = bars.open(job)
-
-        def checked(i, info):
-            if stop.is_set():  # the main thread was interrupted: abandon this run (nothing is written)
-                raise _Cancelled()
-            progress(i, info)
-
-        try:
-            return execute_run(job, by_name[job["task"]], checked)
-        finally:
-            bars.close(slot)
-
-    pool = ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="seglosses-run")
-    pending = {pool.submit(work, job): job for job in jobs}
-    try:
-        while pending:
-            finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
-            for fut in finished:
-                record(pending.pop(fut), fut.result())
-    except BaseException:
-        stop.set()
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
-
-
-class _Cancelled(BaseException):
-    """Raised inside a worker thread to abandon its run when the grid is interrupted."""
-
-
-def _run_processes(jobs: List[dict], cfg: BenchConfig, record) -> None:
-    """``--workers N --executor process``: runs in N spawned processes (each loads the data once);
-    only this (parent) process writes to SQLite. No per-run progress bars."""
-    import multiprocessing as mp
-
-    threads = int(cfg.threads) if cfg.threads else 1
-    ctx = mp.get_context("spawn")
-    with ProcessPoolExecutor(
-        max_workers=cfg.workers, mp_context=ctx, initializer=_worker_init, initargs=(threads,)
-    ) as pool:
-        pending = {pool.submit(_worker_execute, job): job for job in jobs}
-        while pending:
-            finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
-            for fut in finished:
-                job = pending.pop(fut)
-                try:
-                    result = fut.result()
-                except Exception as exc:  # a crashed worker: record the run as failed
-                    result = {
-                        "run": {
-                            "task": job["task"],
-                            "loss": job["loss"]["name"],
-                            "spec": job["loss"]["spec"],
-                            "options": job["loss"]["options"],
-                            "lr": job["lr"],
-                            "seed": cfg.seed,
-                            "status": "failed",
-                            "reason": f"worker error: {type(exc).__name__}: {exc}",
-                            "config": {"train": job["train"]},
-                        },
-                        "metrics": [],
-                        "curves": [],
-                        "predictions": [],
-                    }
-                record(job, result)

@@ -48,10 +48,16 @@ from typing import Dict, Iterable, Optional, Sequence, Tuple
 
 import numpy as np
 
+from seglosses.metrics.case import METRIC_KEYS
+
 __all__ = ["ResultStore", "SCHEMA_VERSION", "encode_array", "decode_array", "open_results"]
 
 SCHEMA_VERSION = 1
 DB_NAME = "results.sqlite"
+
+#: metric columns of ``case_metrics``: the per-case metric names of :func:`seglosses.metrics.evaluate_case`
+#: (changing them changes the schema: bump ``SCHEMA_VERSION``)
+METRIC_COLUMNS = METRIC_KEYS
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -96,8 +102,7 @@ CREATE TABLE IF NOT EXISTS case_metrics (
     case_id TEXT NOT NULL,
     label INTEGER NOT NULL,
     label_name TEXT,
-    dsc REAL, iou REAL, sensitivity REAL, specificity REAL, precision REAL,
-    nsd REAL, hd REAL, hd95 REAL, assd REAL,
+    {metric_columns},
     PRIMARY KEY (run_id, case_id, label)
 );
 CREATE TABLE IF NOT EXISTS curves (
@@ -129,7 +134,7 @@ CREATE TABLE IF NOT EXISTS predictions (
 );
 """
 
-METRIC_COLUMNS = ("dsc", "iou", "sensitivity", "specificity", "precision", "nsd", "hd", "hd95", "assd")
+_SCHEMA = _SCHEMA.replace("{metric_columns}", ", ".join(f"{k} REAL" for k in METRIC_COLUMNS))
 REQUIRED_TABLES = ("meta", "tasks", "runs", "case_metrics", "curves")
 
 

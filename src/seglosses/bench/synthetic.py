@@ -784,31 +784,6 @@ def list_tasks(measure: bool = False, n_cases: int = 40, seed: int = 0) -> list:
 # Preview pictures
 # --------------------------------------------------------------------------------------------
 
-_PALETTE = np.array(
-    [
-        [0.0, 0.0, 0.0],
-        [0.89, 0.1, 0.11],
-        [0.22, 0.49, 0.72],
-        [0.3, 0.69, 0.29],
-        [0.6, 0.31, 0.64],
-        [1.0, 0.5, 0.0],
-        [1.0, 1.0, 0.2],
-        [0.65, 0.34, 0.16],
-        [0.97, 0.51, 0.75],
-        [0.1, 0.8, 0.8],
-    ],
-    dtype=np.float32,
-)
-
-
-def _overlay(pic: np.ndarray, label: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    rgb = np.repeat(pic[..., None], 3, axis=-1) if pic.ndim == 2 else pic.copy()
-    colours = _PALETTE[np.clip(label, 0, len(_PALETTE) - 1)]
-    fg = label > 0
-    rgb[fg] = (1 - alpha) * rgb[fg] + alpha * colours[fg]
-    return rgb
-
-
 def preview_tasks(
     out_dir,
     tasks: Sequence[str] | None = None,
@@ -827,6 +802,8 @@ def preview_tasks(
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
+    from .plotting import PALETTE, overlay
+
     names = list(TASKS) if tasks is None else list(tasks)
     unknown = [t for t in names if t not in TASKS]
     if unknown:
@@ -843,12 +820,12 @@ def preview_tasks(
         for j, case in enumerate(ds.cases):
             pic, lab = display_slice(case, axis=0 if dims == 3 else None)
             axes[0, j].imshow(pic, cmap="gray", interpolation="nearest")
-            axes[1, j].imshow(_overlay(pic, lab), interpolation="nearest")
+            axes[1, j].imshow(overlay(pic, lab, alpha=0.5), interpolation="nearest")
             axes[0, j].set_title(case.case_id, fontsize=8)
             for ax in axes[:, j]:
                 ax.set_axis_off()
         handles = [
-            Patch(color=_PALETTE[i % len(_PALETTE)], label=n) for i, n in enumerate(ds.label_names) if i > 0
+            Patch(color=PALETTE[i % len(PALETTE)], label=n) for i, n in enumerate(ds.label_names) if i > 0
         ]
         fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 5), fontsize=7, frameon=False)
         ratio = class_ratio_text(ds.class_ratios())

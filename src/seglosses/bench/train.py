@@ -124,14 +124,12 @@ def resolve_device(device: str) -> str:
 def loss_stages(config: LossConfig) -> List[Tuple[LossConfig, float]]:
     """The training stages of a loss configuration: ``[(LossConfig, fraction of iterations)]``.
 
-    Uses :func:`seglosses.losses.schedules.training_stages` when the library has it (Lovász
-    after CE, Dice+boundary / Dice+Hausdorff after Dice: Ma et al. 3.2); otherwise one stage.
+    From :func:`seglosses.losses.schedules.training_stages` (Lovász after CE, Dice+boundary /
+    Dice+Hausdorff after Dice: Ma et al. 3.2); a loss without a schedule is one stage.
     A stage whose spec is the configuration's own spec gets the configuration's options.
     """
-    try:
-        from seglosses.losses.schedules import training_stages
-    except ImportError:
-        return [(config, 1.0)]
+    from seglosses.losses.schedules import training_stages
+
     stages = list(training_stages(config.spec))
     if not stages:
         return [(config, 1.0)]
