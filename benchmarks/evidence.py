@@ -49,27 +49,29 @@ def _regime_row(task: str, dims: int, size: int, n_cases: int, seed: int) -> dic
 
 
 def _rank_regime(out: Path) -> "list[dict]":
-    """Rank the losses of one regime's OUT folder: ``[{"loss", "rank_score", "mean_dsc", "mean_nsd", "n_cases"}]``."""
-    from seglosses.bench import results
+    """Rank the losses of one regime's OUT folder: ``[{"loss", "rank_score", "mean_dsc", "mean_nsd", "n_cases"}]``.
+
+    Every test case of every fold, per-case metrics averaged over seeds, DSC + NSD (Ma et al.)."""
+    from seglosses.bench.results import load_results
     from seglosses.ranking import significance_ranking
 
-    table = results.per_case_table(out, average_seeds=True)
-    ranking = significance_ranking(table, metrics={"dsc": "higher", "nsd": "higher"}, method="loss", case="case")
-    order = list(ranking.index)
-    n = len(order)
-    means = table.groupby("loss")[["dsc", "nsd"]].mean()
-    cases = table.groupby("loss")["case"].nunique()
-    rows = []
-    for loss in order:
-        place = int(ranking.loc[loss, "rank"]) if "rank" in ranking.columns else order.index(loss) + 1
-        rows.append({
+    cases = load_results(out).cases
+    cases = cases.groupby(["method", "task", "case"], as_index=False)[["dsc", "nsd"]].mean()
+    ranking = significance_ranking(cases, method="method", case="case", task="task",
+                                   metrics={"dsc": "higher", "nsd": "higher"})
+    n = len(ranking)
+    means = cases.groupby("method")[["dsc", "nsd"]].mean()
+    n_cases = cases.groupby("method")["case"].nunique()
+    return [
+        {
             "loss": loss,
-            "rank_score": (place - 1) / (n - 1) if n > 1 else 0.0,
+            "rank_score": (int(ranking.loc[loss, "rank"]) - 1) / (n - 1) if n > 1 else 0.0,
             "mean_dsc": float(means.loc[loss, "dsc"]),
             "mean_nsd": float(means.loc[loss, "nsd"]),
-            "n_cases": int(cases.loc[loss]),
-        })
-    return rows
+            "n_cases": int(n_cases.loc[loss]),
+        }
+        for loss in ranking.index
+    ]
 
 
 def heat_map(rows: list, path: Path) -> None:

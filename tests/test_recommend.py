@@ -274,3 +274,30 @@ def test_recommend_on_2d_folder_and_decathlon_layouts(tmp_path, capsys):
     assert d["spatial_dims"] == 3 and d["unit"] == "mm^3"
     assert 3 <= len(doc["shortlist"]) <= 6
     capsys.readouterr()
+
+
+def test_confirm_end_to_end_on_tiny_data(tmp_path):
+    """--confirm: the shortlist is benchmarked on the data, the winner is tested against the
+    baseline, and the report shows the profile and the reasons."""
+    from seglosses.recommend import confirm, format_recommendation, recommend, load_data
+
+    from test_bench_e2e import make_folder_2d
+
+    folder = make_folder_2d(tmp_path / "f2d", n=6)
+    doc = recommend(load_data(str(folder)), max_losses=3)
+    out = tmp_path / "confirm"
+    tiny = ["--iterations", "4", "--batch-size", "2", "--patch-size", "32", "--quiet", "--workers", "1"]
+    conf = confirm(doc, str(folder), out=str(out), extra_args=tiny)
+    assert conf["winner"] in [c["loss"] for c in doc["shortlist"]]
+    assert conf["baseline"] == doc["shortlist"][0]["loss"]
+    assert sorted(conf["ranking"]) == sorted(c["loss"] for c in doc["shortlist"])
+    assert isinstance(conf["significant"], bool)
+    assert (out / "report.html").exists()
+    md = (out / "report.md").read_text()
+    assert "Why these losses" in md and doc["shortlist"][1]["reasons"][0][:40] in md
+    doc["confirmed"] = conf
+    text = "\n".join(format_recommendation(doc))
+    assert "winner:" in text and "report.html" in text
+    # a second confirmation resumes: nothing is trained again, the same winner comes back
+    again = confirm(doc, str(folder), out=str(out), extra_args=tiny)
+    assert again["winner"] == conf["winner"]

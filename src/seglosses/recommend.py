@@ -367,7 +367,7 @@ def load_data(data: str, spatial_dims: Optional[int] = None, n_cases: int = 40, 
         raise FileNotFoundError(
             f"DATA: {data!r} is neither a built-in task ({', '.join(sorted(TASKS))}) nor an existing folder"
         )
-    from .bench.data import load_dataset
+    from .bench.data_layouts import load_dataset
 
     return load_dataset(path, spatial_dims=spatial_dims)
 
@@ -448,33 +448,41 @@ def confirm(doc: dict, data: str, *, out: str, budget: Optional[str] = None, spa
 
 
 def summarise_confirmation(out, baseline: str) -> dict:
-    """Winner, significance against ``baseline`` and the ranking, from a bench OUT folder."""
-    import numpy as np
+    """Winner, significance against ``baseline`` and the ranking, from a bench OUT folder.
 
-    from .bench import results as bench_results
+    Per-case metrics come from the results layer (the selected learning rate, every test case of
+    every fold), averaged over seeds before the tests, as the bench's own ranking does.
+    """
+    from .bench.results import load_results
     from .ranking import significance_ranking, wilcoxon_signed_rank_pvalue
 
-    per_case = bench_results.per_case_table(out)
-    ranking = significance_ranking(per_case, metrics={"dsc": "higher", "nsd": "higher"})
+    cases = load_results(out).cases
+    cases = cases.groupby(["method", "task", "case"], as_index=False)[["dsc", "nsd"]].mean()
+    ranking = significance_ranking(cases, method="method", case="case", task="task",
+                                   metrics={"dsc": "higher", "nsd": "higher"})
     order = list(ranking.index)
     winner = order[0]
-    p = None
-    significant = False
-    if winner != baseline and baseline in set(per_case["loss"]):
-        piv = per_case.pivot_table(index=["task", "case"], columns="loss", values="dsc")
-        pair = piv[[winner, baseline]].dropna()
-        if len(pair):
+    top = ranking["rank_score"].max()
+    leaders = [m for m in order if ranking.loc[m, "rank_score"] == top]
+    if baseline in leaders:  # a tie with the baseline: the baseline stays the choice
+        winner = baseline
+    means = cases.groupby("method")["dsc"].mean()
+    p, n_pairs, significant = None, 0, False
+    if winner != baseline and baseline in means.index:
+        piv = cases.pivot_table(index=["task", "case"], columns="method", values="dsc")
+        pair = piv[[winner, baseline]].fillna(0.0)
+        n_pairs = len(pair)
+        if n_pairs:
             p = float(wilcoxon_signed_rank_pvalue(pair[winner].to_numpy(), pair[baseline].to_numpy()))
             significant = bool(p < 0.05)
-    means = per_case.groupby("loss")["dsc"].mean()
-    summary = [f"winner: {winner} (mean DSC {means[winner]:.3f}; ranking place 1 of {len(order)})"]
+    summary = [f"winner: {winner} (mean DSC {means[winner]:.3f}; ranking of {len(order)} losses: {', '.join(order)})"]
     if winner == baseline:
-        summary.append(f"the baseline {baseline} won: nothing on the shortlist beat it on your data")
+        summary.append(f"the baseline {baseline} ranks first (alone or tied): nothing on the shortlist beat it on your data")
     elif p is not None:
         word = "significantly" if significant else "not significantly"
         summary.append(
             f"{winner} is {word} better than the baseline {baseline} on per-case DSC "
-            f"(one-sided Wilcoxon p = {p:.3g}, {len(pair)} cases; baseline mean DSC {means[baseline]:.3f})"
+            f"(one-sided Wilcoxon signed-rank p = {p:.3g}, {n_pairs} cases; baseline mean DSC {means[baseline]:.3f})"
         )
     report = str(Path(out) / "report.html")
     summary.append(f"full report: {report}")
@@ -486,7 +494,7 @@ def summarise_confirmation(out, baseline: str) -> dict:
         "significant": significant,
         "p_value": p,
         "ranking": order,
-        "mean_dsc": {k: float(v) for k, v in means.items() if np.isfinite(v)},
+        "mean_dsc": {k: float(v) for k, v in means.items() if math.isfinite(v)},
         "summary": summary,
     }
 

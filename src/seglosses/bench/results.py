@@ -62,7 +62,7 @@ CASE_COLUMNS = ("dsc", "nsd", "hd95") + tuple(k for k in METRIC_KEYS if k not in
 REPLICATE_COLUMNS = ("fold", "seed")
 
 #: The meta keys read by :func:`load_tables`.
-META_KEYS = ("protocol", "environment", "last_command", "created_at")
+META_KEYS = ("protocol", "environment", "last_command", "created_at", "recommendation")
 
 
 @dataclass
