@@ -236,11 +236,3 @@ def build_nnunet_loss(
         loss = DeepSupervision(loss, weights=nnunet_ds_weights(deep_supervision_levels, ddp=ddp, compiled=compiled))
     return loss
 
-
-def __getattr__(name: str):
-    # ``from seglosses.integrations.nnunet import nnUNetTrainerSegLoss`` works too (needs nnU-Net)
-    if name == "nnUNetTrainerSegLoss":
-        from .nnunet_trainer import nnUNetTrainerSegLoss
-
-        return nnUNetTrainerSegLoss
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
