@@ -22,11 +22,19 @@ Usage::
     python benchmarks/losses.py                       # every loss without a distance map, both shapes
     python benchmarks/losses.py --losses 'dice*' focal --repeats 7 --csv results.csv
     python benchmarks/losses.py --shapes 2d --no-memory
+    python benchmarks/losses.py --device cuda            # on a GPU: synchronised timings, allocator peak
 
 Targets (issue 2, on a 2-core machine): dice (sample and batch), dice_ce, dice_focal, gdice,
 tversky and focal at most 0.75x the matching MONAI loss; every non-Lovász loss at most 2.5x the
 floor; Lovász at most 0.5x kornia's per-image Lovász; no full-size float one-hot built from a
 label-map target (see the peak-memory column, in units of the logits' size).
+
+Targets (issue 12): cldice, dice_cldice, mcc, gwdl, unified_focal (binary) and lovasz_hinge at most
+0.75x their MONAI / kornia counterpart (``cldice`` against MONAI's ``SoftclDiceLoss`` with the same
+``iters``: the soft skeletons must not be slower). Binary losses (``lovasz_hinge``,
+``unified_focal[binary]``) run on the first channel of the logits with the target ``label > 0``;
+``skeleton_recall`` is timed with its skeleton precomputed (as in training, by
+``PrecomputeSkeletons``), without a reference; ``boundary_dou`` has none either.
 """
 
 from __future__ import annotations
@@ -49,8 +57,10 @@ import torch
 import seglosses
 from seglosses import build_loss, list_losses, loss_info
 
-SHAPES = {"3d": (2, 4, 64, 64, 64), "2d": (16, 6, 256, 256)}
+SHAPES = {"3d": (2, 4, 64, 64, 64), "2d": (16, 6, 256, 256), "small": (2, 3, 32, 32)}
+DEFAULT_SHAPES = ["3d", "2d"]  # "small": a quick check that every entry runs
 MONAI_TARGET = 0.75
+REF_TARGET = 0.75  # issue 12: the new losses against their MONAI / kornia counterpart
 FLOOR_TARGET = 2.5
 LOVASZ_TARGET = 0.5
 
@@ -120,7 +130,7 @@ class Entry:
     ours: Callable
     ref_name: str = ""
     ref: Optional[Callable] = None
-    target: str = "floor"  # "monai" | "kornia" | "floor"
+    target: str = "floor"  # "monai" | "kornia" | "ref" (issue 12: ratio only) | "floor"
     times: Dict[str, List[float]] = field(default_factory=lambda: {"ours": [], "ref": []})
     peak: Dict[str, Optional[int]] = field(default_factory=lambda: {"ours": None, "ref": None})
 
@@ -141,6 +151,72 @@ def _kornia_lovasz(logits, target):
     return kornia.losses.lovasz_softmax_loss(logits, target)
 
 
+def _fold_2d(logits, target):
+    """kornia is 2-D only; it flattens the pixels, so fold D into H."""
+    if logits.ndim == 5:
+        n, c, d, h, w = logits.shape
+        return logits.reshape(n, c, d * h, w), target.reshape(n, d * h, w)
+    return logits, target
+
+
+def _binary(fn):
+    """Run a binary loss on the first logit channel, with the target ``label > 0``."""
+    return lambda x, t: fn(x[:, :1], (t > 0).long())
+
+
+def _with_skeleton(loss):
+    """``skeleton_recall`` with its skeleton computed once per target (as a data-loader transform
+    would), outside the timed call after the first."""
+    from seglosses.skeleton import skeleton_map
+
+    cache = {}
+
+    def run(x, t):
+        key = (id(t), tuple(t.shape))
+        if key not in cache:
+            cache.clear()
+            cache[key] = skeleton_map(t, num_classes=x.shape[1])
+        return loss(x, t, skeleton=cache[key])
+
+    return run
+
+
+def _issue12_refs(ml):
+    """References of the issue-12 losses: (display name, callable, target kind)."""
+    import kornia
+    import numpy as np
+
+    mk = dict(softmax=True, to_onehot_y=True)
+    m_cldice = ml.SoftclDiceLoss(iter_=3, include_background=False, **mk)
+    m_dice_cldice = ml.SoftDiceclDiceLoss(iter_=3, **mk)
+    m_mcc = ml.MCCLoss(**mk)
+    gwdl = {}
+
+    def m_gwdl(x, t):
+        c = x.shape[1]
+        if c not in gwdl:
+            gwdl[c] = ml.GeneralizedWassersteinDiceLoss(dist_matrix=(1 - np.eye(c)).astype(np.float32))
+        return gwdl[c](x, t)
+
+    m_ufl = ml.AsymmetricUnifiedFocalLoss(weight=0.5, delta=0.6, gamma=0.5)
+    return {
+        "cldice": ("monai.SoftclDiceLoss(iter_=3)", lambda x, t: m_cldice(x, t.unsqueeze(1)), "ref"),
+        "dice_cldice": ("monai.SoftDiceclDiceLoss", lambda x, t: m_dice_cldice(x, t.unsqueeze(1)), "ref"),
+        "mcc": ("monai.MCCLoss", lambda x, t: m_mcc(x, t.unsqueeze(1)), "ref"),
+        "gwdl": ("monai.GeneralizedWassersteinDiceLoss", m_gwdl, "ref"),
+        "unified_focal[binary]": (
+            "monai.AsymmetricUnifiedFocalLoss (sigmoid outside)",
+            _binary(lambda x, t: m_ufl(torch.sigmoid(x), t.unsqueeze(1).float())),
+            "ref",
+        ),
+        "lovasz_hinge": (
+            "kornia lovasz_hinge (per image)",
+            _binary(lambda x, t: kornia.losses.lovasz_hinge_loss(*_fold_2d(x, t))),
+            "ref",
+        ),
+    }
+
+
 def make_entries(patterns: List[str]) -> List[Entry]:
     ml = _monai()
     mk = dict(softmax=True, to_onehot_y=True)
@@ -159,6 +235,7 @@ def make_entries(patterns: List[str]) -> List[Entry]:
         "focal": ("monai.FocalLoss", lambda x, t: m_focal(x, t.unsqueeze(1)), "monai"),
         "ce": ("torch cross_entropy", lambda x, t: torch.nn.functional.cross_entropy(x, t), "floor"),
         "lovasz": ("kornia lovasz (per image)", _kornia_lovasz, "kornia"),
+        **_issue12_refs(ml),
     }
     # multiclass losses that need no per-call input (distance maps are benchmarked elsewhere)
     names = [
@@ -181,6 +258,10 @@ def make_entries(patterns: List[str]) -> List[Entry]:
                 entries.append(Entry("dice[batch]", "dice", m, "monai.DiceLoss(batch=True)", lambda x, t: m_dice_b(x, t.unsqueeze(1)), "monai"))
         if n == "lovasz":
             add("lovasz[per_image,all]", n, build_loss("lovasz", per_image=True, classes="all"), n)
+        if n == "unified_focal":
+            add("unified_focal[binary]", n, _binary(build_loss("unified_focal", mode="binary")), "unified_focal[binary]")
+    add("lovasz_hinge", "lovasz_hinge", _binary(build_loss("lovasz_hinge")), "lovasz_hinge")
+    add("skeleton_recall[precomputed]", "skeleton_recall", _with_skeleton(build_loss("skeleton_recall")))
     return entries
 
 
@@ -196,11 +277,29 @@ def _floor(x, t):
     return torch.softmax(x, 1).sum()
 
 
+DEVICE = torch.device("cpu")  # --device
+
+
+def _sync() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
+
+
 def _inputs(shape, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
-    x = torch.randn(shape, generator=g).requires_grad_(True)
-    t = torch.randint(0, shape[1], (shape[0],) + tuple(shape[2:]), generator=g)
+    x = torch.randn(shape, generator=g).to(DEVICE).requires_grad_(True)
+    t = torch.randint(0, shape[1], (shape[0],) + tuple(shape[2:]), generator=g).to(DEVICE)
     return x, t
+
+
+def _cuda_peak_bytes(fn: Callable[[], None]) -> int:
+    """CUDA: the peak of PyTorch's allocator during ``fn`` above what was allocated before."""
+    _sync()
+    torch.cuda.reset_peak_memory_stats(DEVICE)
+    base = torch.cuda.memory_allocated(DEVICE)
+    fn()
+    _sync()
+    return torch.cuda.max_memory_allocated(DEVICE) - base
 
 
 def _jobs(floor: Entry, entries: List[Entry]):
@@ -217,7 +316,8 @@ def measure_memory(shape, floor: Entry, entries: List[Entry]) -> None:
     for e, side, fn in _jobs(floor, entries):
         _fwd_bwd(fn, x, t)  # one-off initialisation (thread pools, caches) outside the peak
         x.grad = None  # the gradient buffer counts in the call's peak
-        e.peak[side] = peak_bytes(lambda: _fwd_bwd(fn, x, t))
+        probe = _cuda_peak_bytes if DEVICE.type == "cuda" else peak_bytes
+        e.peak[side] = probe(lambda: _fwd_bwd(fn, x, t))
 
 
 def measure_time(shape, floor: Entry, entries: List[Entry], repeats: int) -> None:
@@ -228,8 +328,10 @@ def measure_time(shape, floor: Entry, entries: List[Entry], repeats: int) -> Non
     for _ in range(repeats):
         for e, side, fn in jobs:
             gc.collect()
+            _sync()
             t0 = time.perf_counter()
             _fwd_bwd(fn, x, t)
+            _sync()  # CUDA runs asynchronously: time until the kernels are done
             e.times[side].append(time.perf_counter() - t0)
 
 
@@ -255,6 +357,8 @@ def report(shape, floor: Entry, logits_bytes: int, entries: List[Entry], rows: L
             goal, met = f"<= {MONAI_TARGET}x ref, <= {FLOOR_TARGET}x floor", ratio <= MONAI_TARGET and o / f <= FLOOR_TARGET
         elif e.target == "kornia":
             goal, met = f"<= {LOVASZ_TARGET}x kornia", ratio <= LOVASZ_TARGET
+        elif e.target == "ref":
+            goal, met = f"<= {REF_TARGET}x ref", ratio <= REF_TARGET
         else:
             goal, met = f"<= {FLOOR_TARGET}x floor", o / f <= FLOOR_TARGET
         po, pr = e.peak["ours"], e.peak["ref"]
@@ -273,15 +377,22 @@ def report(shape, floor: Entry, logits_bytes: int, entries: List[Entry], rows: L
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--losses", nargs="*", default=[], help="fnmatch patterns of loss names (default: all without a distance map)")
-    ap.add_argument("--shapes", nargs="*", default=list(SHAPES), choices=list(SHAPES))
+    ap.add_argument("--shapes", nargs="*", default=DEFAULT_SHAPES, choices=list(SHAPES))
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--csv", help="write the results to this CSV file")
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]: where logits and targets live")
     args = ap.parse_args(argv)
+    global DEVICE
+    DEVICE = torch.device(args.device)
+    if DEVICE.type == "cuda" and not torch.cuda.is_available():
+        ap.error(f"--device: {args.device!r} asked for, but torch.cuda.is_available() is False")
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.no_memory or not _malloc_policy("cold"):
+    if DEVICE.type == "cuda":  # PyTorch's CUDA allocator peak (the glibc policies are CPU-only)
+        memory = not args.no_memory
+    elif args.no_memory or not _malloc_policy("cold"):
         memory = False
     else:
         memory = _setup_memory_probe()
@@ -295,6 +406,8 @@ def main(argv=None) -> int:
     print(f"seglosses {seglosses.__version__}, torch {torch.__version__}, monai {monai.__version__}, kornia {kornia.__version__}; "
           f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs; median of {args.repeats} interleaved repeats "
           f"(glibc malloc: no mmap, no trim); peak memory: {'VmHWM above VmRSS, mmap per block' if memory else 'not measured'}")
+    if DEVICE.type == "cuda":
+        print(f"device {torch.cuda.get_device_name(DEVICE)}: times synchronised, peak = PyTorch's CUDA allocator peak")
     results = {}
     for key in args.shapes:  # peak memory first, under the "cold" policy, for every shape
         floor = Entry("floor (softmax fwd+bwd)", "floor", _floor)

@@ -47,7 +47,7 @@ def tasks2d():
 
 
 def test_registry_and_list_tasks():
-    assert set(TASKS) == {"liver", "tumor", "pancreas", "multiorgan", "brain", "aerial"}
+    assert set(TASKS) == {"liver", "tumor", "pancreas", "multiorgan", "brain", "aerial", "vessels"}
     rows = list_tasks()
     assert [r.name for r in rows] == list(TASKS)
     by_name = {r.name: r for r in rows}
@@ -68,7 +68,7 @@ def test_make_task_contract(tasks2d):
             assert case.spacing == (1.0, 1.0)
             assert 0 <= case.label.min() and case.label.max() < ds.num_classes
             assert np.isfinite(case.image).all()
-        if name == "aerial":  # RGB: z-scored per case and channel
+        if name in ("aerial", "vessels"):  # RGB / fundus: z-scored per case and channel
             assert ds.normalization[0].startswith("case")
             for case in ds.cases[:3]:
                 np.testing.assert_allclose(case.image.mean(axis=(1, 2)), 0.0, atol=1e-4)
@@ -101,6 +101,7 @@ def test_class_ratios_in_stated_ranges(tasks2d):
     assert 15 <= min(organs.values()) <= 60 and max(organs.values()) >= 1000
     assert 1.5 <= r["brain"]["brain"] <= 10  # mild imbalance
     assert all(np.isfinite(v) and v < 200 for v in r["aerial"].values())
+    assert 12 <= r["vessels"]["vessel"] <= 50
     # every organ occurs in every multi-organ case; every tumour case has a lesion
     for case in tasks2d["multiorgan"]:
         assert np.all(np.bincount(case.label.ravel(), minlength=9)[1:] > 0), case.case_id
@@ -700,3 +701,22 @@ def test_dataset_validation_and_views():
         ds.as_slices()
     with pytest.raises(KeyError):
         ds.subset(["zzz"])
+
+
+def test_vessels_are_thin_connected_trees():
+    """The topology task: thin structures (most vessel pixels touch the background), few
+    components per case, thinnest vessels one pixel wide."""
+    from scipy import ndimage
+
+    from seglosses.metrics import betti_numbers
+
+    ds = make_task("vessels", n_cases=8, seed=0)
+    for case in ds:
+        v = case.label == 1
+        assert v.any()
+        inner = ndimage.binary_erosion(v, structure=ndimage.generate_binary_structure(2, 1))
+        assert inner.sum() < 0.35 * v.sum(), case.case_id  # thin: mostly boundary pixels
+        assert betti_numbers(v)[0] <= 4, case.case_id  # one tree per trunk bundle, not dust
+        # somewhere a vessel is a single pixel wide (a pixel whose 4 neighbours are 2 or fewer vessels)
+        nb = ndimage.convolve(v.astype(int), np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]]), mode="constant")
+        assert (v & (nb <= 2)).sum() > 20, case.case_id

@@ -169,8 +169,11 @@ def test_ctrl_c_stops_promptly_with_workers(tmp_path):
     out = tmp_path / "out"
     db = out / "results.sqlite"
     grid = [a if a != "1" else "2" for a in GRID]  # --workers 2: runs in threads
+    # SIGINT back to its default in the child: a shell starts background jobs (`make test &`, nohup)
+    # with SIGINT ignored, and Python then installs no KeyboardInterrupt handler
     proc = subprocess.Popen([sys.executable, "-m", "seglosses.cli", "bench", "--out", str(out)] + grid,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.time() + 240
         while time.time() < deadline and not (db.exists() and _runs(db)):

@@ -102,7 +102,10 @@ def out(tmp_path):
 
 
 def test_case_columns_come_from_the_metric_names():
-    assert sorted(CASE_COLUMNS) == sorted(METRIC_KEYS) and CASE_COLUMNS[:3] == ("dsc", "nsd", "hd95")
+    from seglosses.metrics import TOPOLOGY_KEYS
+
+    assert sorted(CASE_COLUMNS) == sorted(METRIC_KEYS + TOPOLOGY_KEYS) and CASE_COLUMNS[:3] == ("dsc", "nsd", "hd95")
+    assert CASE_COLUMNS[-len(TOPOLOGY_KEYS):] == TOPOLOGY_KEYS  # present only where a store has them
 
 
 def test_select_runs_picks_the_best_validation_dice(out):
@@ -153,7 +156,9 @@ def test_export_csv_and_summary_use_the_same_selection(out, tmp_path):
     paths = export_csv(out, tmp_path / "csv")
     rank = pd.read_csv(paths["rank"])
     assert list(rank.columns[:5]) == ["method", "task", "case", "lr", "status"]
-    assert list(rank.columns[5:]) == list(CASE_COLUMNS)
+    from seglosses.metrics import TOPOLOGY_KEYS
+
+    assert list(rank.columns[5:]) == [c for c in CASE_COLUMNS if c not in TOPOLOGY_KEYS]  # no topology task here
     assert sorted(rank["method"].unique()) == ["ce", "dice", "focal"] and (rank[rank.method == "dice"].lr == 3e-3).all()
     tidy = pd.read_csv(paths["tidy"])
     assert tidy.groupby("lr")["selected"].all().to_dict() == {3e-4: False, 3e-3: True}

@@ -104,3 +104,33 @@ def test_output_channels_and_models():
     assert count_parameters(build_model(1, 2, 2, "tiny")) < count_parameters(build_model(1, 2, 2, "small"))
     with pytest.raises(ValueError, match="model size"):
         build_model(1, 2, 2, "huge")
+
+
+def test_deep_supervision_heads_weights_and_training(tiny, monkeypatch):
+    from seglosses.bench.model import deep_supervision_heads
+
+    assert [deep_supervision_heads(s) for s in ("tiny", "small", "nnunet")] == [2, 3, 4]
+    m = build_model(1, 3, 2, "small", deep_supervision=True)
+    x = torch.zeros(1, 1, 32, 32)
+    assert m(x).shape == (1, 4, 3, 32, 32)  # training mode: full resolution + 3 heads, upsampled
+    m.eval()
+    assert m(x).shape == (1, 3, 32, 32)
+    with pytest.raises(ValueError, match="deep_supervision: needs arch 'dynunet'"):
+        build_model(1, 3, 2, "tiny", "basicunet", deep_supervision=True)
+    # training: the loss is called once per output of non-zero weight (tiny: 3 outputs, weights 2/3, 1/3, 0)
+    calls = []
+    rec = _Recorder()
+    orig = rec.forward
+
+    def forward(logits, target):
+        calls.append(tuple(logits.shape))
+        return orig(logits, target)
+
+    rec.forward = forward
+    monkeypatch.setattr(LossConfig, "build", lambda self: rec)
+    res = train_run(
+        tiny.cases[:3], [], LossConfig("ce", "ce"), _cfg(iterations=2, deep_supervision=True),
+        num_classes=2, in_channels=1, train_dims=2,
+    )
+    assert res.iterations_done == 2 and calls == [(2, 2, 32, 32)] * 4
+    assert "deep_supervision" not in _cfg().to_dict() and _cfg(deep_supervision=True).to_dict()["deep_supervision"]

@@ -184,7 +184,7 @@ def test_exempt_edges_exist_and_are_lazy():
 BENCH_LAYERS = [
     ("data", {"io", "data", "data_layouts", "data_sampling", "synthetic", "presets", "plotting", "profile"}),
     ("one run", {"model", "train", "evaluate", "job"}),
-    ("executors", {"executors", "executors.base", "executors.local", "executors.threads", "executors.process"}),
+    ("executors", {"executors", "executors.base", "executors.local", "executors.threads", "executors.process", "executors.ray", "executors.lifeline"}),
     ("results", {"store", "results"}),
     ("driver and report", {"runner", "report", "report_blocks", "report_figures"}),
     ("command line", {"cli"}),

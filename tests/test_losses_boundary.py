@@ -84,7 +84,11 @@ def test_boundary_binary_and_multilabel():
     torch.testing.assert_close(boundary_loss(logits[:, 1:], fg), expected.float(), rtol=1e-5, atol=1e-6)
     multi = torch.stack([(target == 0), (target == 1)], 1).float()
     probs2 = torch.sigmoid(logits)
-    torch.testing.assert_close(boundary_loss(logits, multi, mode="multilabel"), (probs2 * signed_distance_map(multi)).mean())
+    # multilabel: every channel kept with include_background=True; the default drops channel 0 (MONAI)
+    expected2 = (probs2 * signed_distance_map(multi)).mean()
+    torch.testing.assert_close(boundary_loss(logits, multi, mode="multilabel", include_background=True), expected2)
+    expected3 = (probs2[:, 1:] * signed_distance_map(multi)[:, 1:]).mean()
+    torch.testing.assert_close(boundary_loss(logits, multi, mode="multilabel"), expected3)
 
 
 # ----------------------------------------------------------------------------- hausdorff vs MONAI
@@ -121,7 +125,10 @@ def test_hausdorff_equals_monai_sigmoid(shape):
         tgt[:, 0] = (target != 2).float()  # overlapping channels: multi-label
         mode = "multilabel"
     ref = monai.HausdorffDTLoss(sigmoid=True, include_background=True)(logits, tgt)
-    torch.testing.assert_close(hausdorff_loss(logits, tgt, mode=mode), ref, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(hausdorff_loss(logits, tgt, mode=mode, include_background=True), ref, rtol=1e-5, atol=1e-6)
+    if shape[1] > 1:  # MONAI's default include_background=False drops channel 0 when C > 1 (sigmoid too)
+        ref = monai.HausdorffDTLoss(sigmoid=True)(logits, tgt)
+        torch.testing.assert_close(hausdorff_loss(logits, tgt, mode=mode), ref, rtol=1e-5, atol=1e-6)
 
 
 def test_hausdorff_hand_computed_with_spacing():
@@ -332,8 +339,9 @@ def test_all_losses_here_are_registered_with_metadata():
     for name in MAP_LOSSES + ["dice_bd", "dice_hd"]:
         info = seglosses.loss_info(name)
         assert info.needs_distance_map and info.call_args == ("distance_map",)
-    assert seglosses.loss_info("hausdorff").defaults["include_background"] is False
-    assert seglosses.loss_info("boundary").defaults["include_background"] is False
+    # None: channel 0 dropped when C > 1 (MONAI's False), the single binary channel kept
+    assert seglosses.loss_info("hausdorff").defaults["include_background"] is None
+    assert seglosses.loss_info("boundary").defaults["include_background"] is None
     assert seglosses.loss_info("cmss").defaults == {"window_size": 3, "c4": 0.01, "beta": 0.1, "reduction": "mean"}
 
 

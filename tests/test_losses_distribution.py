@@ -168,7 +168,7 @@ def test_focal_soft_target_equals_one_hot_for_hard_labels():
         (lambda x, y: topk_loss(x, y, k=150), r"k: expected a percentage in \(0, 100\], got 150"),
         (lambda x, y: topk_threshold_loss(x, y, threshold=1.5), r"threshold: expected a probability in \(0, 1\], got 1.5"),
         (lambda x, y: focal_loss(x, y, gamma=-1.0), r"gamma: expected a finite number >= 0, got -1.0"),
-        (lambda x, y: focal_loss(x, y, alpha=0.25), r"alpha: a float foreground weight applies to binary"),
+        (lambda x, y: focal_loss(x, y, alpha=0.25), r"alpha: a float foreground weight needs alpha_foreground=True"),
         (lambda x, y: ce_loss(x, y, class_weights=[1.0, 2.0]), r"class_weights: expected 3 weights \(one per channel\), got 2"),
         (lambda x, y: wce_loss(x, y, class_weights="median"), r"class_weights: expected one of \['inverse_frequency'\], got 'median'"),
         (lambda x, y: weighted_bce_loss(x, y), r"mode: 'weighted_bce' supports \['binary', 'multilabel'\], got 'multiclass'"),

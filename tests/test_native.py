@@ -177,7 +177,7 @@ def test_not_used_where_it_does_not_apply():
 
 # ------------------------------------------------------------------ every loss: native == PyTorch path
 
-MULTICLASS = [n for n in list_losses() if "multiclass" in loss_info(n).modes]
+MULTICLASS = [n for n in list_losses() if "multiclass" in loss_info(n).modes and not loss_info(n).one_vs_rest]
 
 
 def _loss_inputs(seed, spatial=(13, 11)):

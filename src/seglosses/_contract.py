@@ -7,7 +7,11 @@ Every loss in :mod:`seglosses` accepts ``(logits, target)`` as described in the 
   ``from_logits=False`` the tensor already holds probabilities.
 * ``target``: an integer label map ``(N, *spatial)`` or ``(N, 1, *spatial)``, or a float one-hot /
   soft / multi-hot target ``(N, C, *spatial)``. In binary mode a float ``(N, *spatial)`` mask is
-  accepted too.
+  accepted too. With C > 1 channels, an integer or bool ``(N, C, *spatial)`` tensor holding 0/1
+  (``F.one_hot(...)``, ``uint8`` masks) is a one-hot / multi-hot target, and a float
+  ``(N, 1, *spatial)`` or ``(N, *spatial)`` tensor of integral values (MONAI's label maps) is a
+  label map; anything else of those shapes is ambiguous and raises an error that says which
+  ``.long()`` or ``.float()`` makes it unambiguous.
 * ``mode``: ``"multiclass"`` (softmax over C, one label per voxel), ``"binary"`` (C == 1, sigmoid,
   the single channel is the foreground) or ``"multilabel"`` (independent sigmoid per channel).
   Default: multiclass when C > 1, binary when C == 1.
@@ -222,6 +226,17 @@ class Prepared:
             v = self.valid.flatten(1).sum(1)
         return v.sum() if batch else v
 
+    def one_vs_rest(self) -> "Prepared":
+        """The same input in multilabel mode: a multiclass label map or one-hot target becomes one
+        sigmoid channel per class (one class against the rest), the logits are unchanged. Used by
+        the one-vs-rest losses (``sigmoid_focal``); a binary or multilabel input is returned as is."""
+        if self.mode != "multiclass":
+            return self
+        return Prepared(
+            logits=self.logits, mode="multilabel", from_logits=self.from_logits, labels=None,
+            dense=self.onehot(), valid=self.valid, ignore_index=self.ignore_index,
+        )
+
     def hard_target(self) -> Tensor:
         """Target as an integer label map ``(N, *spatial)`` (argmax of a soft target)."""
         if self.labels is not None:
@@ -245,6 +260,33 @@ def _as_label_map(target: Tensor, logits: Tensor) -> Tensor | None:
     if tuple(target.shape) == (n, 1) + spatial:
         return target[:, 0]
     return None
+
+
+def _integer_one_hot(target: Tensor, validate: bool) -> Tensor:
+    """An integer / bool ``(N, C, *spatial)`` target is one-hot or multi-hot: values must be 0 or 1."""
+    if validate and target.numel():
+        lo, hi = (int(v) for v in torch.aminmax(target))
+        if lo < 0 or hi > 1:
+            raise ValueError(
+                f"target: an integer target of the logits' shape {tuple(target.shape)} is read as one-hot / "
+                f"multi-hot and must hold 0 or 1, got value {lo if lo < 0 else hi}; for a soft or weighted "
+                f"target use target.float(), for a label map pass shape (N, *spatial) or (N, 1, *spatial) "
+                f"(target.argmax(1).long())"
+            )
+    return target
+
+
+def _float_label_map(target: Tensor, logits: Tensor, validate: bool) -> Tensor:
+    """A float ``(N, 1, *spatial)`` or ``(N, *spatial)`` target with C > 1 logits is a label map if its
+    values are integral (MONAI's habit with ``to_onehot_y=True``); anything else is ambiguous."""
+    if validate and target.numel() and not bool((target == target.round()).all()):
+        raise ValueError(
+            f"target: a float target of shape {tuple(target.shape)} for logits of shape "
+            f"{tuple(logits.shape)} is read as a label map and must hold integral class indices, got non-integral values; for a "
+            f"label map use target.long(), for a soft or one-hot target pass a float tensor of the logits' "
+            f"shape {tuple(logits.shape)} (target.float())"
+        )
+    return target.long()
 
 
 def prepare(
@@ -298,12 +340,20 @@ def prepare(
     if target.dtype == torch.bool:
         target = target.to(torch.uint8)
         is_int = True
+    if is_int and c > 1 and tuple(target.shape) == tuple(logits.shape):
+        # F.one_hot(...), uint8 / bool masks: a one-hot / multi-hot target
+        target = _integer_one_hot(target, validate).to(cdtype)
+        is_int = False
+    elif not is_int and target.is_floating_point() and c > 1 and _as_label_map(target, logits) is not None:
+        target = _float_label_map(target, logits, validate)  # MONAI's float (N, 1, *spatial) label maps
+        is_int = True
     lm = _as_label_map(target, logits) if (is_int or mode == "binary") else None
     if is_int:
         if lm is None:
             raise ValueError(
-                f"target: expected an integer label map of shape {(n,) + spatial} or {(n, 1) + spatial} "
-                f"for logits of shape {tuple(logits.shape)}, got shape {tuple(target.shape)}"
+                f"target: expected an integer label map of shape {(n,) + spatial} or {(n, 1) + spatial}, "
+                f"or a one-hot / multi-hot target of shape {tuple(logits.shape)}, for logits of shape "
+                f"{tuple(logits.shape)}, got shape {tuple(target.shape)}"
             )
         lm = lm.long()
         n_labels = 2 if mode == "binary" else c

@@ -10,7 +10,7 @@ from torch import Tensor
 from ._checks import check_reduction
 from ._contract import Prepared
 
-__all__ = ["reduce_loss", "keep_classes", "class_weight_tensor"]
+__all__ = ["reduce_loss", "keep_classes", "background_dropped", "class_weight_tensor"]
 
 _TINY = 1e-12
 
@@ -36,15 +36,33 @@ def reduce_loss(values: Tensor, reduction: str, weights: Optional[Tensor] = None
     return values.sum() / total.clamp_min(_TINY)
 
 
-def keep_classes(x: Tensor, prep: Prepared, include_background: bool) -> Tensor:
+def keep_classes(x: Tensor, prep: Prepared, include_background: Optional[bool]) -> Tensor:
     """Drop channel 0 of ``(B, C, ...)`` statistics when ``include_background`` is False.
 
-    Background exists only in multiclass mode; in binary and multilabel mode every channel is a
-    foreground and ``include_background`` has no effect.
+    Multiclass and multilabel mode with C > 1: channel 0 is the background and ``False`` drops it
+    (MONAI's ``include_background=False``, which drops channel 0 whatever the activation).
+    Binary mode (one channel) has no background channel to drop: ``False`` raises.
+    ``None`` (the default of the distance-based losses) means ``False`` where a background
+    channel exists and ``True`` in binary mode.
     """
-    if include_background or prep.mode != "multiclass":
+    if not background_dropped(prep, include_background):
         return x
     return x[:, 1:]
+
+
+def background_dropped(prep: Prepared, include_background: Optional[bool]) -> bool:
+    """Whether channel 0 is dropped (see :func:`keep_classes`); raises where it cannot be."""
+    if include_background is None:
+        return prep.num_classes > 1
+    if include_background:
+        return False
+    if prep.num_classes == 1:
+        raise ValueError(
+            f"include_background: False drops channel 0, but the input has a single channel "
+            f"({prep.mode} mode, logits of shape {tuple(prep.logits.shape)}); there is no background "
+            f"channel to drop: use include_background=True"
+        )
+    return True
 
 
 def class_weight_tensor(

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, NamedTuple, Optional
 import torch
 from torch import Tensor
 
+from ._ddp import all_reduce_sum, require_process_group
 from ._native import NativeStats, softmax_label_stats
 
 if TYPE_CHECKING:  # the contract imports this module (Prepared.probs asks native_stats)
@@ -28,6 +29,7 @@ if TYPE_CHECKING:  # the contract imports this module (Prepared.probs asks nativ
 __all__ = [
     "SoftStats",
     "soft_stats",
+    "batch_sum",
     "label_map_stats",
     "native_stats",
     "scatter_classes",
@@ -316,12 +318,49 @@ def label_map_stats(
     return tp, sum_p, t2, sum_g
 
 
-def soft_stats(prep: Prepared, *, batch: bool = False, squared: bool = False, probs: Tensor | None = None) -> SoftStats:
+def batch_sum(tensors, *, batch: bool, ddp: bool = False) -> tuple:
+    """Pool per-sample statistics ``(N, ...)`` over the batch: each becomes ``(1, ...)``.
+
+    The one place where batch statistics are pooled. With ``ddp=True`` the pooled sums are also
+    summed over the ranks of the default process group, with gradients
+    (:func:`seglosses._ddp.all_reduce_sum`), so they are those of the global batch under
+    DistributedDataParallel. ``batch=False`` returns the tensors unchanged (per-sample
+    statistics need no communication), but ``ddp=True`` still requires a process group.
+    """
+    tensors = tuple(tensors)
+    if not isinstance(ddp, bool):
+        raise TypeError(f"ddp: expected True or False, got {ddp!r}")
+    if ddp:
+        require_process_group()
+    if not batch:
+        return tensors
+    pooled = tuple(t.sum(0, keepdim=True) for t in tensors)
+    return all_reduce_sum(pooled) if ddp else pooled
+
+
+def soft_stats(
+    prep: Prepared,
+    *,
+    batch: bool = False,
+    squared: bool = False,
+    probs: Tensor | None = None,
+    soft_label: bool = False,
+    ddp: bool = False,
+) -> SoftStats:
     """Soft ``tp``, ``sum_p`` and ``sum_g`` per (sample, class) ``(N, C)``, or ``(1, C)`` with ``batch``.
 
     ``squared=True`` returns ``sum p^2`` and ``sum g^2`` in place of ``sum p`` and ``sum g``
     (Milletari's V-Net Dice). ``probs`` overrides ``prep.probs`` (e.g. a hard prediction).
     Label maps go through :func:`label_map_stats` (gather / scatter, fused backward).
+
+    ``soft_label=True`` (dense targets; Wang & Blaschko 2023, arXiv:2303.16296) replaces
+    ``tp = sum p g`` by ``(sum p + sum g - sum |p - g|) / 2``: equal to ``sum p g`` when g is 0/1
+    (``|p - g| = p + g - 2 p g``), and such that ``fp = fn = 0`` exactly when ``p == g`` for a soft
+    g, so the Dice, IoU and Tversky losses built on it are zero exactly there (their "semimetric"
+    forms). A label map is hard: nothing changes. With ``squared`` the same identity in the
+    2-norm gives ``sum p g`` back, so it changes nothing there either.
+
+    ``ddp=True`` with ``batch=True``: summed over the DDP ranks too (:func:`batch_sum`).
     """
     n, c = prep.batch_size, prep.num_classes
     if prep.labels is not None:
@@ -332,9 +371,11 @@ def soft_stats(prep: Prepared, *, batch: bool = False, squared: bool = False, pr
         g = prep.dense.reshape(n, c, -1)
         if valid is not None:
             g = g * valid.unsqueeze(1)
-        tp = (p * g).sum(2)
         sum_g = (g * g).sum(2) if squared else g.sum(2)
         sum_p = _masked_sum(p * p if squared else p, valid)
-    if batch:
-        tp, sum_p, sum_g = tp.sum(0, keepdim=True), sum_p.sum(0, keepdim=True), sum_g.sum(0, keepdim=True)
-    return SoftStats(tp, sum_p, sum_g)
+        if soft_label and not squared:
+            l1 = _masked_sum((p - prep.dense.reshape(n, c, -1)).abs(), valid)
+            tp = 0.5 * (sum_p + sum_g - l1)
+        else:
+            tp = (p * g).sum(2)
+    return SoftStats(*batch_sum((tp, sum_p, sum_g), batch=batch, ddp=ddp))

@@ -50,11 +50,12 @@ __all__ = [
     "loss_info",
     "parse_spec",
     "CONTRACT_ARGS",
+    "FOREIGN_ARGS",
 ]
 
 #: keyword arguments every loss accepts: they configure the input contract (``prepare``)
 CONTRACT_ARGS = ("mode", "from_logits", "ignore_index")
-CATEGORIES = ("distribution", "region", "boundary", "compound")
+CATEGORIES = ("distribution", "region", "boundary", "topology", "compound")
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,8 @@ class LossInfo:
     modes: Tuple[str, ...]
     needs_distance_map: bool = False
     call_args: Tuple[str, ...] = ()
+    #: multiclass input read one class against the rest: a sigmoid per channel, not a softmax
+    one_vs_rest: bool = False
     spec: Optional[str] = None  # named compounds: the weighted sum they stand for
     #: named compounds: builds the weight schedule the compound gets from build_loss(name)
     schedule_factory: Optional[Callable] = field(default=None, repr=False, compare=False)
@@ -145,6 +148,39 @@ class SegLoss(nn.Module):
         return ", ".join(f"{k}={v!r}" for k, v in items.items())
 
 
+#: argument names of MONAI / smp / kornia losses -> what seglosses offers instead
+FOREIGN_ARGS = {
+    "to_onehot_y": (
+        "nothing: label maps (N, *spatial) or (N, 1, *spatial), integer or float, are accepted as they are"
+    ),
+    "softmax": "mode='multiclass' (the default when C > 1)",
+    "use_softmax": "mode='multiclass' (the default when C > 1)",
+    "sigmoid": "mode='binary' (the default when C == 1) or mode='multilabel'",
+    "other_act": "from_logits=False, passing the activated tensor instead of the logits",
+    "squared_pred": "squared=True",
+    "jaccard": (
+        "the 'iou' loss (MONAI's jaccard=True with smooth_nr=a, smooth_dr=b is iou with "
+        "smooth_nr=a/2, smooth_dr=b/2)"
+    ),
+    "weight": "class_weights=[...] (a weighted mean over the classes)",
+    "lambda_dice": "a weighted spec such as build_loss('0.5*dice+2*ce')",
+    "lambda_ce": "a weighted spec such as build_loss('0.5*dice+2*ce')",
+    "lambda_focal": "a weighted spec such as build_loss('dice+0.5*focal')",
+    "smooth_factor": "label_smoothing=... (on 'ce')",
+}
+
+
+def foreign_hint(unknown) -> str:
+    """``"; 'softmax' is not a seglosses argument; the seglosses equivalent is ..."`` for the MONAI /
+    smp / kornia names among ``unknown`` (empty string if none)."""
+    hints = [
+        f"{k!r} is not a seglosses argument; the seglosses equivalent is {FOREIGN_ARGS[k]}"
+        for k in sorted(unknown)
+        if k in FOREIGN_ARGS
+    ]
+    return ("; " + "; ".join(hints)) if hints else ""
+
+
 _MISSING = object()
 _PLAIN = (bool, int, float, str, type(None))
 
@@ -160,7 +196,8 @@ def _check_kwargs(info: LossInfo, kwargs: dict) -> None:
     unknown = sorted(set(kwargs) - set(info.options))
     if unknown:
         raise ValueError(
-            f"{info.name}: unknown argument(s) {unknown}; valid arguments are {sorted(info.options)}"
+            f"{info.name}: unknown argument(s) {unknown}{foreign_hint(unknown)}; "
+            f"valid arguments are {sorted(info.options)}"
         )
 
 
@@ -195,6 +232,7 @@ def register_loss(
     call_args: Sequence[str] = (),
     class_name: Optional[str] = None,
     aliases: Sequence[str] = (),
+    one_vs_rest: bool = False,
 ) -> Callable[[Callable], Callable]:
     """Register a core loss function ``fn(prep: Prepared, *, **options) -> Tensor``.
 
@@ -202,6 +240,8 @@ def register_loss(
     that are per-call inputs (e.g. ``distance_map``), not options. ``class_name`` names the
     module form as the paper does (``"GeneralizedDiceLoss"``; default: the CamelCase name plus
     ``Loss``); ``aliases`` are further importable names of it (the CamelCase name is always one).
+    ``one_vs_rest``: in multiclass mode the loss applies a sigmoid per channel (one class against
+    the rest), so ``from_logits=False`` expects per-class sigmoid probabilities.
     Losses of the package get their class in :mod:`seglosses.losses._classes`: after adding one,
     run ``python scripts/gen_loss_classes.py``.
     """
@@ -229,6 +269,7 @@ def register_loss(
             modes=tuple(modes),
             needs_distance_map=needs_distance_map,
             call_args=tuple(call_args),
+            one_vs_rest=one_vs_rest,
             summary=doc.split("\n\n")[0].replace("\n", " "),
             class_name=class_name or _camel(name),
             aliases=tuple(dict.fromkeys(a for a in (*aliases, _camel(name)) if a != (class_name or _camel(name)))),

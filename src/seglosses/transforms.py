@@ -1,7 +1,8 @@
-"""Dataset-side transforms: precompute the distance maps of a case once, not at every step.
+"""Dataset-side transforms: precompute the distance maps (or skeletons) of a case once, not at every step.
 
 Distance maps of the target (``boundary``, ``dpce``, ``hausdorff``, ``shape_aware``) depend on
-the label only. Computing them in the dataset (in the data-loader workers, once per case when
+the label only, and so do the tubed skeletons of ``skeleton_recall``
+(:class:`PrecomputeSkeletons`, passed as ``skeleton=``). Computing them in the dataset (in the data-loader workers, once per case when
 the dataset caches, or at least off the training loop's critical path) and passing them to the
 loss as ``distance_map=`` gives the same value as computing them in the loss (tested).
 
@@ -28,7 +29,7 @@ from torch import Tensor
 
 from .distance import LOSS_MAP_KIND, MAP_KINDS
 
-__all__ = ["PrecomputeDistanceMaps"]
+__all__ = ["PrecomputeDistanceMaps", "PrecomputeSkeletons"]
 
 
 class PrecomputeDistanceMaps:
@@ -107,21 +108,88 @@ class PrecomputeDistanceMaps:
         return out[0]
 
     def __call__(self, sample: Any):
-        if isinstance(sample, Mapping):
-            if self.label_key not in sample:
-                raise KeyError(f"label_key: the sample has no {self.label_key!r} entry (keys: {sorted(sample)})")
-            spacing = None
-            if self.spacing_key is not None and sample.get(self.spacing_key) is not None:
-                spacing = tuple(float(s) for s in np.asarray(sample[self.spacing_key]).reshape(-1))
-            out = dict(sample)
-            out[self.output_key] = self.compute(sample[self.label_key], spacing)
-            return out
-        if isinstance(sample, (tuple, list)) and len(sample) == 2:
-            image, label = sample
-            return image, label, self.compute(label)
-        raise TypeError(
-            f"sample: expected a dict with a {self.label_key!r} entry or an (image, label) pair, got {type(sample).__name__}"
-        )
+        return _add_to_sample(self, sample)
 
     def __repr__(self) -> str:
         return f"PrecomputeDistanceMaps(kind={self.kind!r}, num_classes={self.num_classes}, spacing={self.spacing!r})"
+
+
+def _add_to_sample(tf, sample: Any):
+    """Dict sample: a new dict with ``tf.output_key`` added; ``(image, label)``: a triple."""
+    if isinstance(sample, Mapping):
+        if tf.label_key not in sample:
+            raise KeyError(f"label_key: the sample has no {tf.label_key!r} entry (keys: {sorted(sample)})")
+        spacing = None
+        if getattr(tf, "spacing_key", None) is not None and sample.get(tf.spacing_key) is not None:
+            spacing = tuple(float(s) for s in np.asarray(sample[tf.spacing_key]).reshape(-1))
+        out = dict(sample)
+        out[tf.output_key] = tf.compute(sample[tf.label_key], spacing)
+        return out
+    if isinstance(sample, (tuple, list)) and len(sample) == 2:
+        image, label = sample
+        return image, label, tf.compute(label)
+    raise TypeError(
+        f"sample: expected a dict with a {tf.label_key!r} entry or an (image, label) pair, got {type(sample).__name__}"
+    )
+
+
+class PrecomputeSkeletons:
+    """Add the tubed skeleton that ``skeleton_recall`` needs to a sample, computed once per case.
+
+    The map is :func:`seglosses.skeleton.skeleton_map` of the label: float32 ``(C, *spatial)``
+    with values 0/1 (numpy in, numpy out; tensor in, tensor out), which a data loader collates to
+    the ``(N, C, *spatial)`` the loss's ``skeleton=`` expects; same value as the loss computing
+    it itself (tested). Parameters as :class:`PrecomputeDistanceMaps` (no spacing: skeletons are
+    in voxels); ``tube`` must be the loss's ``tube``; ``output_key`` defaults to ``"skeleton"``.
+
+    Example
+    -------
+    >>> import numpy as np, torch, seglosses
+    >>> from seglosses.transforms import PrecomputeSkeletons
+    >>> label = np.zeros((9, 9), np.int64); label[3:6] = 1
+    >>> sample = PrecomputeSkeletons(num_classes=2)({"label": label})
+    >>> sample["skeleton"].shape
+    (2, 9, 9)
+    >>> logits = torch.zeros(1, 2, 9, 9)
+    >>> loss = seglosses.build_loss("skeleton_recall")
+    >>> round(float(loss(logits, torch.from_numpy(label)[None], skeleton=torch.from_numpy(sample["skeleton"])[None])), 4)
+    0.5
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        tube: int = 2,
+        *,
+        ignore_index: Optional[int] = None,
+        label_key: str = "label",
+        output_key: str = "skeleton",
+        spatial_dims: Optional[int] = None,
+    ):
+        if not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"num_classes: expected a positive int, got {num_classes!r}")
+        if not isinstance(tube, int) or tube < 0:
+            raise ValueError(f"tube: expected a non-negative int, got {tube!r}")
+        self.num_classes, self.tube = num_classes, tube
+        self.ignore_index = ignore_index
+        self.label_key, self.output_key = label_key, output_key
+        self.spatial_dims = spatial_dims
+
+    def compute(self, label, spacing=None):
+        """The tubed skeleton of one case's ``label``: float32 ``(C, *spatial)``."""
+        from .skeleton import skeleton_map
+
+        if not isinstance(label, (np.ndarray, Tensor)):
+            label = np.asarray(label)
+        is_float = label.dtype.is_floating_point if isinstance(label, Tensor) else np.issubdtype(label.dtype, np.floating)
+        spatial_dims = self.spatial_dims
+        if spatial_dims is None:
+            spatial_dims = label.ndim - 1 if (is_float or (label.ndim >= 2 and label.shape[0] == 1)) else label.ndim
+        out = skeleton_map(label[None], self.num_classes, tube=self.tube, ignore_index=self.ignore_index, spatial_dims=spatial_dims)
+        return out[0]
+
+    def __call__(self, sample: Any):
+        return _add_to_sample(self, sample)
+
+    def __repr__(self) -> str:
+        return f"PrecomputeSkeletons(num_classes={self.num_classes}, tube={self.tube})"

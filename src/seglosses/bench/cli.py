@@ -39,6 +39,7 @@ examples:
   seglosses bench --data /data/Task03_Liver --spatial-dims 2 --lrs 3e-3,3e-4,3e-5
   seglosses bench --data /data/aerial_2d --losses ce,focal,iou --out aerial_out
   seglosses bench --preset paper --device cuda --out paper_out      # Ma et al. protocol (GPU/cluster)
+  seglosses bench --preset topology --out topo_out  # thin vessels: clDice, skeleton recall, Betti errors
   seglosses bench --out seglosses_out --resume      # continue after an interruption
   seglosses report seglosses_out                    # rewrite report.html / report.md
   seglosses export seglosses_out --csv && seglosses rank seglosses_out/results.csv
@@ -124,8 +125,8 @@ def configure_bench(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--preset",
         default="quick",
-        choices=["quick", "paper"],
-        help="defaults for everything below (default: quick)",
+        choices=["quick", "paper", "topology"],
+        help="defaults for everything below (default: quick; topology: thin vessels, clDice / skeleton recall)",
     )
     g.add_argument(
         "--tasks",
@@ -188,6 +189,18 @@ def configure_bench(parser: argparse.ArgumentParser) -> None:
         help="MONAI network (default dynunet, the nnU-Net architecture)",
     )
     m.add_argument(
+        "--deep-supervision",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="train with DynUNet's deep-supervision heads, nnU-Net's weights (default: the preset's; paper: on)",
+    )
+    m.add_argument(
+        "--topology-metrics",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="clDice and Betti-number errors of every test case (default: for the built-in 'vessels' task only)",
+    )
+    m.add_argument(
         "--val-fraction",
         type=_fraction,
         help="fraction of the training cases held out to pick the learning rate (default 0.2)",
@@ -220,7 +233,26 @@ def configure_bench(parser: argparse.ArgumentParser) -> None:
         "--executor",
         choices=executor_choices(),
         default="thread",
-        help="how --workers run: threads of this process (default, with progress bars) or spawned processes",
+        help="how --workers run: threads of this process (default, with progress bars), spawned processes, "
+        'or Ray tasks (pip install "seglosses[ray]"; on this machine or a cluster, see --ray-address)',
+    )
+    r.add_argument(
+        "--ray-address",
+        default=None,
+        help="--executor ray: join this Ray cluster ('auto': the one started here with 'ray start --head'; "
+        "or HOST:PORT); default: start a local Ray runtime with this machine's CPUs and GPUs",
+    )
+    r.add_argument(
+        "--gpus-per-run",
+        type=float,
+        default=None,
+        help="--executor ray with --device cuda: GPUs per run (default 1; 0.5 shares a GPU between two runs)",
+    )
+    r.add_argument(
+        "--max-retries",
+        type=int,
+        default=2,
+        help="--executor ray: retries of a run whose worker process died (killed, out of memory, node lost; default 2)",
     )
     r.add_argument(
         "--threads",
@@ -289,8 +321,13 @@ def build_config(args):
         workers=args.workers,
         executor=args.executor,
         threads=args.threads,
+        ray_address=args.ray_address,
+        gpus_per_run=args.gpus_per_run,
+        max_retries=args.max_retries,
         report=not args.no_report,
         progress=not args.quiet,
+        deep_supervision=args.deep_supervision,
+        topology_metrics=args.topology_metrics,
     )
     cfg.spatial_dims = spatial_dims
     if args.patch_size is not None:

@@ -19,7 +19,7 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 import torch
 
-from seglosses.metrics import METRIC_KEYS, dice_score, evaluate_case
+from seglosses.metrics import METRIC_KEYS, TOPOLOGY_KEYS, dice_score, evaluate_case, evaluate_topology
 
 __all__ = ["predict_case", "evaluate_model", "mean_foreground_dice"]
 
@@ -117,8 +117,10 @@ def evaluate_model(
     tolerance: float = 1.0,
     overlap: float = 0.25,
     keep_predictions: bool = True,
+    topology: bool = False,
 ) -> Tuple[List[dict], Dict[str, np.ndarray]]:
-    """Predict and evaluate every case.
+    """Predict and evaluate every case (with ``topology``: also the
+    :data:`seglosses.metrics.TOPOLOGY_KEYS`, clDice and Betti-number errors, in the same rows).
 
     Returns
     -------
@@ -146,10 +148,11 @@ def evaluate_model(
         result = evaluate_case(
             pred_labels=pred, gt_labels=case.label, labels=labels, spacing=case.spacing, tolerance=tolerance
         )
+        topo = evaluate_topology(pred, case.label, labels) if topology else {}
         for lab in labels:
-            metrics = result[lab]
+            metrics = {**result[lab], **topo.get(lab, {})}
             row = {"case_id": case.case_id, "label": lab, "label_name": label_names[lab]}
-            for key in METRIC_KEYS:
+            for key in METRIC_KEYS + (TOPOLOGY_KEYS if topology else ()):
                 v = metrics.get(key, float("nan"))
                 row[key] = float(v) if v is not None else float("nan")
             rows.append(row)

@@ -130,6 +130,7 @@ def execute_run(job: dict, dataset, progress=None) -> dict:
             device=tcfg.device,
             tolerance=job["tolerance"],
             overlap=tcfg.overlap,
+            topology=bool(job.get("topology", False)),
         )
         run["eval_seconds"] = time.perf_counter() - t1
         result["metrics"] = rows

@@ -9,6 +9,13 @@ Size presets (filters per resolution level, from the top):
 ``nnunet`` 32, 64, 128, 256, 320, 320        nnU-Net's default (Isensee et al. 2021), paper runs
 =========  ===============================  ====================================================
 
+Deep supervision (``deep_supervision=True``, DynUNet only): DynUNet's own heads on every decoder
+level below full resolution (``levels - 2`` heads; nnU-Net's outputs: every resolution but the
+bottleneck's). In training mode the network then returns ``(N, 1 + heads, C, *spatial)`` -- every
+head upsampled to the full size by DynUNet, full resolution first; in eval mode only the
+full-resolution logits. The training loop weights them as nnU-Net does
+(``seglosses.DeepSupervision(weights="nnunet")``: 1, 1/2, 1/4, ..., the lowest output 0).
+
 Every level uses 3x3(x3) kernels and stride 2 (nnU-Net's plans use anisotropic kernels for
 anisotropic data; here the data are resampled-free and the kernels isotropic). Instance norm and
 leaky ReLU as in nnU-Net. Input sizes must be divisible by :func:`size_divisor`; the sliding-window
@@ -21,7 +28,7 @@ from typing import Tuple
 
 from torch import nn
 
-__all__ = ["MODEL_SIZES", "ARCHITECTURES", "build_model", "size_divisor", "count_parameters"]
+__all__ = ["MODEL_SIZES", "ARCHITECTURES", "build_model", "size_divisor", "count_parameters", "deep_supervision_heads"]
 
 MODEL_SIZES = {
     "tiny": (8, 16, 32, 64),
@@ -55,14 +62,30 @@ def size_divisor(size: str = "tiny", arch: str = "dynunet") -> int:
     return 2 ** (len(MODEL_SIZES[size]) - 1)
 
 
+def deep_supervision_heads(size: str = "tiny") -> int:
+    """Number of deep-supervision heads of the DynUNet of ``size``: every decoder level below full
+    resolution (``levels - 2``: 2 for ``tiny``, 4 for ``nnunet``)."""
+    _check(size, "dynunet", 2)
+    return len(MODEL_SIZES[size]) - 2
+
+
 def build_model(
-    in_channels: int, num_classes: int, spatial_dims: int, size: str = "tiny", arch: str = "dynunet"
+    in_channels: int,
+    num_classes: int,
+    spatial_dims: int,
+    size: str = "tiny",
+    arch: str = "dynunet",
+    deep_supervision: bool = False,
 ) -> nn.Module:
     """A U-Net mapping ``(N, in_channels, *spatial)`` to logits ``(N, num_classes, *spatial)``.
 
     Binary tasks use two output channels and softmax (``num_classes == 2``), as nnU-Net does.
+    ``deep_supervision``: DynUNet's deep-supervision heads (see the module docstring); without
+    it the network and its initialisation are exactly those of earlier versions.
     """
     _check(size, arch, spatial_dims)
+    if deep_supervision and arch != "dynunet":
+        raise ValueError(f"deep_supervision: needs arch 'dynunet' (its deep-supervision heads), got arch {arch!r}")
     if arch == "basicunet":
         from monai.networks.nets import BasicUNet
 
@@ -86,7 +109,8 @@ def build_model(
         filters=list(filters),
         norm_name=("INSTANCE", {"affine": True}),
         act_name=("leakyrelu", {"inplace": True, "negative_slope": 0.01}),
-        deep_supervision=False,
+        deep_supervision=bool(deep_supervision),
+        deep_supr_num=deep_supervision_heads(size) if deep_supervision else 1,
     )
 
 

@@ -6,19 +6,25 @@ passed to :func:`seglosses.build_loss` (``{"k": 30}``; for a compound, one dict 
 ``{"topk": {"k": 30}}``). The same spec with different options is a different configuration, as
 in Ma et al. (2021) Tables 3 and 4 (``topk_k30``, ``dice_sample_squared``).
 
-Two presets:
+Three presets:
 
 ``quick``
     ``seglosses bench`` with no argument: 12 losses on 2 built-in 2D tasks (liver: mild imbalance,
     pancreas: high imbalance), one learning rate,
     a tiny DynUNet, a few hundred iterations -- a CPU run of a few minutes (measured numbers in
-    ``docs/readme_bench.md``). It shows the machinery and a first ranking; it is not the paper.
+    ``docs/bench.md``). It shows the machinery and a first ranking; it is not the paper.
 ``paper``
     Ma et al.'s protocol: the 20 losses of their Table 2 plus the TopK (Table 3) and Dice
     (Table 4) variants -- 27 configurations in their Fig. 10 -- plus the TopK threshold variants
     of Table 3 and every other registered loss, on their 4 tasks (liver, tumor, pancreas,
     multiorgan) in 3D, 3 learning rates {3e-3, 3e-4, 3e-5}, nnU-Net-sized network, 1000 epochs
-    of 250 iterations with batch 2. Meant for a GPU or a cluster.
+    of 250 iterations with batch 2, with deep supervision (DynUNet's heads, nnU-Net's weights), as
+    nnU-Net trained for Ma et al. Meant for a GPU or a cluster.
+``topology``
+    Thin structures where topology matters: the built-in ``vessels`` task (retina-like vessel
+    trees) with Dice / CE baselines against ``cldice``, ``dice_cldice`` and
+    ``dice+ce+skeleton_recall``; the report adds the clDice and Betti-number errors of the
+    predictions (:mod:`seglosses.metrics.topology`). A CPU run of a few minutes.
 
 Loss names differ between libraries, so a preset lists *candidate* registry names per
 configuration (``("gdice", "generalized_dice")``); the first registered one is used, and a
@@ -108,6 +114,8 @@ class Preset:
     test_fraction: float = 0.2
     overlap: float = 0.25
     workers: int = 1
+    #: train with DynUNet's deep-supervision heads (nnU-Net's weights); ``--deep-supervision``
+    deep_supervision: bool = False
 
 
 def _c(name: str, specs, options: Optional[dict] = None):
@@ -216,9 +224,42 @@ PAPER = Preset(
     spatial_dims=3,
     model_size="nnunet",
     plateau_patience=50,
+    deep_supervision=True,  # as nnU-Net trained for Ma et al.
 )
 
-PRESETS = {"quick": QUICK, "paper": PAPER}
+#: the topology benchmark: Dice/CE baselines against the topology-aware losses on thin vessels
+TOPOLOGY_LOSSES = (
+    _c("ce", "ce"),
+    _c("dice", "dice"),
+    _c("dice_ce", "dice_ce"),
+    _c("cldice", "cldice"),
+    _c("dice_cldice", "dice_cldice"),
+    _c("dice_ce_skeleton_recall", "dice+ce+skeleton_recall"),
+)
+
+TOPOLOGY = Preset(
+    name="topology",
+    description=(
+        "6 losses (ce, dice, dice_ce vs cldice, dice_cldice, dice+ce+skeleton_recall) on the built-in 'vessels' task "
+        "(retina-like vessel trees, 128 px, 2D), lr 3e-3, tiny DynUNet, 400 iterations of batch 8; the report adds "
+        "clDice and Betti-number errors of the predictions; CPU, a few minutes"
+    ),
+    tasks=("vessels",),
+    losses=TOPOLOGY_LOSSES,
+    lrs=(3e-3,),
+    iterations=400,
+    epoch_length=25,
+    batch_size=8,
+    patch_size=64,
+    image_size=128,
+    n_cases=40,
+    spatial_dims=2,
+    model_size="tiny",
+    plateau_patience=3,
+    workers=2,
+)
+
+PRESETS = {"quick": QUICK, "paper": PAPER, "topology": TOPOLOGY}
 
 
 def get_preset(name: str) -> Preset:

@@ -475,6 +475,68 @@ def section_jadon(ctx: ReportContext) -> List[Block]:
     return blocks
 
 
+def section_topology(ctx: ReportContext) -> List[Block]:
+    """Per task with topology metrics (the ``vessels`` task): clDice and Betti-number errors of
+    the binarised predictions per loss, ranked on clDice (nothing for other tasks)."""
+    cases = ctx.cases
+    if "cldice" not in cases.columns:
+        return []
+    blocks: List[Block] = []
+    for t in ctx.tasks:
+        sub_t = cases[cases["task"] == t]
+        if sub_t.empty or sub_t["cldice"].isna().all():
+            continue
+        if not blocks:
+            blocks.append(Block("h2", "Topology of thin structures (clDice, Betti-number errors)"))
+            blocks.append(
+                Block(
+                    "p",
+                    (
+                        "Per test case and foreground class, then averaged: clDice of the predicted and true masks "
+                        "(Shit et al. 2021: harmonic mean of the fraction of the predicted skeleton inside the truth and "
+                        "of the true skeleton inside the prediction; 1 is perfect) and the Betti-number error "
+                        "|b0 - b0'| + |b1 - b1'| (b0: connected pieces, b1: loops; 0 is perfect). A vessel cut in two "
+                        "costs 1 in b0 and barely any Dice. Rank: significance ranking on clDice (as the DSC + NSD "
+                        "ranking). The Betti errors are shown, not ranked: a prediction of almost nothing has few "
+                        "pieces and no loops, hence a small Betti error (`seglosses.metrics.topology`)."
+                    ),
+                )
+            )
+        blocks.append(Block("h3", t))
+        done = sub_t[sub_t["status"] == "finished"]
+        trank = None
+        if done["method"].nunique() >= 2:
+            trank = _ranking(done, metrics={"cldice": "higher"})
+        score = done.groupby("method")["cldice"].mean()
+        order = list(trank.index) if trank is not None else list(score.sort_values(ascending=False).index)
+        order += [m for m in sorted(sub_t["method"].unique()) if m not in order]
+        rows = []
+        for m in order:
+            sub = sub_t[sub_t["method"] == m]
+            if sub["status"].iloc[0] != "finished":
+                rows.append([Cell(m, align="left"), Cell("")] + [Cell("—")] * 5)
+                continue
+            rows.append(
+                [
+                    Cell(m, align="left"),
+                    Cell(str(int(trank.loc[m, "rank"])) if trank is not None and m in trank.index else ""),
+                    Cell(_fmt(sub["dsc"].mean())),
+                    Cell(_fmt(sub["cldice"].mean())),
+                    Cell(_fmt(sub["betti_error"].mean(), 2)),
+                    Cell(_fmt(sub["betti0_error"].mean(), 2)),
+                    Cell(_fmt(sub["betti1_error"].mean(), 2)),
+                ]
+            )
+        blocks.append(
+            Block(
+                "table",
+                header=["loss", "topology rank", "DSC", "clDice", "Betti error", "b0 error", "b1 error"],
+                rows=rows,
+            )
+        )
+    return blocks
+
+
 def section_violins(ctx: ReportContext) -> List[Block]:
     """Per-case DSC and NSD per task as violin plots (Ma et al. Figs. 2, 4, 6, 8)."""
     blocks = [Block("h2", "Per-case DSC and NSD (violin plots, as Ma et al. Figs. 2, 4, 6, 8)")]
@@ -700,6 +762,7 @@ SECTIONS: List[Tuple[str, Section]] = [
     ("what to use", section_what_to_use),
     ("Table 2", section_table2),
     ("Jadon tables", section_jadon),
+    ("topology", section_topology),
     ("violins", section_violins),
     ("ranking", section_ranking),
     ("rank stability (bootstrap)", section_stability_bootstrap),

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from seglosses.metrics.case import METRIC_KEYS
+from seglosses.metrics.topology import TOPOLOGY_KEYS
 
 from .store import ResultStore, open_results
 
@@ -55,8 +56,11 @@ __all__ = [
 ]
 
 #: Per-case metric columns of :func:`case_table` and ``results.csv``: the metric names of
-#: :data:`seglosses.metrics.case.METRIC_KEYS`, the ranked ones of Ma et al. (DSC, NSD, HD95) first.
-CASE_COLUMNS = ("dsc", "nsd", "hd95") + tuple(k for k in METRIC_KEYS if k not in ("dsc", "nsd", "hd95"))
+#: :data:`seglosses.metrics.case.METRIC_KEYS`, the ranked ones of Ma et al. (DSC, NSD, HD95) first,
+#: then the :data:`seglosses.metrics.TOPOLOGY_KEYS` where a store has them (the ``vessels`` task).
+CASE_COLUMNS = (
+    ("dsc", "nsd", "hd95") + tuple(k for k in METRIC_KEYS if k not in ("dsc", "nsd", "hd95")) + TOPOLOGY_KEYS
+)
 
 #: Columns of the runs table that tell replicates of one (task, loss, lr) apart, where present.
 REPLICATE_COLUMNS = ("fold", "seed")

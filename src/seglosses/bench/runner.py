@@ -90,11 +90,19 @@ class BenchConfig:
     retry_failed: bool = False
     workers: int = 1
     executor: str = "thread"
+    ray_address: Optional[str] = None  # --executor ray: None (local runtime), "auto" or host:port
+    gpus_per_run: Optional[float] = None  # --executor ray with CUDA: GPUs per run (default 1)
+    max_retries: int = 2  # --executor ray: retries of a run whose worker died
     threads: Optional[int] = 1
     #: read by :func:`seglosses.bench.cli.bench` (``--no-report``): write the report after the grid
     report: bool = True
     progress: bool = True
     validate_every_epoch: bool = True
+    #: DynUNet's deep-supervision heads with nnU-Net's weights (``--deep-supervision``)
+    deep_supervision: bool = False
+    #: clDice and Betti-number errors per test case: None = for the built-in topology tasks
+    #: (``vessels``), True = for every task, False = never (``--topology-metrics``)
+    topology_metrics: Optional[bool] = None
 
     @classmethod
     def from_preset(cls, preset: Preset, **overrides) -> "BenchConfig":
@@ -115,13 +123,16 @@ class BenchConfig:
             test_fraction=preset.test_fraction,
             overlap=preset.overlap,
             workers=preset.workers,
+            deep_supervision=preset.deep_supervision,
         )
         base.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**base)
 
     def protocol(self) -> dict:
-        """The settings every run of one OUT folder must share (checked on ``--resume``)."""
-        return {
+        """The settings every run of one OUT folder must share (checked on ``--resume``).
+        ``deep_supervision`` appears only when on (folders made before it existed resume)."""
+        extra = {"deep_supervision": True} if self.deep_supervision else {}
+        return {**extra, **{
             "iterations": self.iterations,
             "epoch_length": self.epoch_length,
             "batch_size": self.batch_size,
@@ -137,7 +148,7 @@ class BenchConfig:
             "overlap": self.overlap,
             "tolerance": self.tolerance,
             "seed": self.seed,
-        }
+        }}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -251,7 +262,18 @@ def _train_config(cfg: BenchConfig, lr: float, patch: Tuple[int, ...]):
         device=cfg.device,
         overlap=float(cfg.overlap),
         validate_every_epoch=cfg.validate_every_epoch,
+        deep_supervision=bool(cfg.deep_supervision),
     )
+
+
+def _topology_metrics(dataset, cfg: BenchConfig) -> bool:
+    """Whether the test cases of ``dataset`` get the topology metrics (see ``BenchConfig``)."""
+    if cfg.topology_metrics is not None:
+        return bool(cfg.topology_metrics)
+    from .synthetic import TASKS
+
+    spec = TASKS.get(dataset.name)
+    return bool(spec is not None and spec.topology and str(dataset.source).startswith("synthetic:"))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -322,6 +344,7 @@ def _plan_jobs(cfg: BenchConfig, store: ResultStore, datasets) -> Tuple[List[dic
             json.dumps({"seed": cfg.seed, **split}, indent=2) + "\n"
         )
         patch = _patch_size(ds, cfg)
+        topology = _topology_metrics(ds, cfg)
         for loss in cfg.losses:
             for lr in cfg.lrs:
                 key = (ds.name, loss.name, float(lr), int(cfg.seed))
@@ -347,6 +370,7 @@ def _plan_jobs(cfg: BenchConfig, store: ResultStore, datasets) -> Tuple[List[dic
                         "train": _train_config(cfg, lr, patch).to_dict(),
                         "tolerance": cfg.tolerance,
                         "replace": previous["run_id"] if previous is not None else None,
+                        **({"topology": True} if topology else {}),
                     }
                 )
     return jobs, skipped
@@ -364,6 +388,10 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
 
     cfg.device = resolve_device(cfg.device)
     get_executor(cfg.executor)  # an unknown name is an error before any work
+    if cfg.executor == "ray":  # a missing Ray is an error before any work
+        from .executors.ray import import_ray
+
+        import_ray()
     if cfg.threads:
         import torch
 
@@ -422,8 +450,10 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
                 grid.write(f"[{run['task']} / {run['loss']} / lr {run['lr']:g}] FAILED: {run.get('reason')}")
             grid.update(1)
 
-        name = cfg.executor if cfg.workers > 1 and len(jobs) > 1 else "local"
+        chosen = get_executor(cfg.executor)
+        name = cfg.executor if chosen.always or (cfg.workers > 1 and len(jobs) > 1) else "local"
         executor = get_executor(name)(
+            **get_executor(name).options(cfg),
             workers=cfg.workers,
             threads=int(cfg.threads) if cfg.threads else 1,
             datasets=by_name,

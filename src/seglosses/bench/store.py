@@ -19,6 +19,11 @@ iterations_done, train_seconds, eval_seconds, started_at, finished_at, config)``
 precision, nsd, hd, hd95, assd)``
     Per test case and foreground class. Distances in mm; ``inf`` where one mask is empty;
     NULL for NaN.
+``topology_metrics(run_id, case_id, label, cldice, betti_error, betti0_error, betti1_error)``
+    Per test case and foreground class, only for tasks evaluated with topology metrics (the
+    built-in ``vessels`` task, or ``--topology-metrics``); the columns are
+    :data:`seglosses.metrics.TOPOLOGY_KEYS`. An additive table: a database made before it existed
+    gets it, empty, when opened for writing, and reads without it.
 ``curves(run_id, stage, epoch, iteration, train_loss, val_dice, lr)``
     The training curve, one row per epoch.
 ``display_slices(task, case_id, axis, idx, image, label)`` and ``predictions(run_id, case_id,
@@ -49,6 +54,7 @@ from typing import Dict, Iterable, Optional, Sequence, Tuple
 import numpy as np
 
 from seglosses.metrics.case import METRIC_KEYS
+from seglosses.metrics.topology import TOPOLOGY_KEYS
 
 __all__ = ["ResultStore", "SCHEMA_VERSION", "encode_array", "decode_array", "open_results"]
 
@@ -58,6 +64,8 @@ DB_NAME = "results.sqlite"
 #: metric columns of ``case_metrics``: the per-case metric names of :func:`seglosses.metrics.evaluate_case`
 #: (changing them changes the schema: bump ``SCHEMA_VERSION``)
 METRIC_COLUMNS = METRIC_KEYS
+#: columns of ``topology_metrics`` (the table is additive: no schema version change)
+TOPOLOGY_COLUMNS = TOPOLOGY_KEYS
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -105,6 +113,13 @@ CREATE TABLE IF NOT EXISTS case_metrics (
     {metric_columns},
     PRIMARY KEY (run_id, case_id, label)
 );
+CREATE TABLE IF NOT EXISTS topology_metrics (
+    run_id INTEGER NOT NULL REFERENCES runs(run_id),
+    case_id TEXT NOT NULL,
+    label INTEGER NOT NULL,
+    {topology_columns},
+    PRIMARY KEY (run_id, case_id, label)
+);
 CREATE TABLE IF NOT EXISTS curves (
     run_id INTEGER NOT NULL REFERENCES runs(run_id),
     stage INTEGER NOT NULL,
@@ -135,6 +150,7 @@ CREATE TABLE IF NOT EXISTS predictions (
 """
 
 _SCHEMA = _SCHEMA.replace("{metric_columns}", ", ".join(f"{k} REAL" for k in METRIC_COLUMNS))
+_SCHEMA = _SCHEMA.replace("{topology_columns}", ", ".join(f"{k} REAL" for k in TOPOLOGY_COLUMNS))
 REQUIRED_TABLES = ("meta", "tasks", "runs", "case_metrics", "curves")
 
 
@@ -359,7 +375,7 @@ class ResultStore:
         """
         with self._transaction() as c:
             if replace_run_id is not None:
-                for table in ("case_metrics", "curves", "predictions"):
+                for table in ("case_metrics", "topology_metrics", "curves", "predictions"):
                     c.execute(f"DELETE FROM {table} WHERE run_id = ?", (int(replace_run_id),))
                 c.execute("DELETE FROM runs WHERE run_id = ?", (int(replace_run_id),))
             cur = c.execute(
@@ -402,6 +418,19 @@ class ResultStore:
                     for m in metrics
                 ],
             )
+            topo = [m for m in metrics if any(k in m for k in TOPOLOGY_COLUMNS)]
+            if topo:
+                c.executemany(
+                    "INSERT INTO topology_metrics(run_id, case_id, label, "
+                    + ", ".join(TOPOLOGY_COLUMNS)
+                    + ") VALUES (?,?,?"
+                    + ",?" * len(TOPOLOGY_COLUMNS)
+                    + ")",
+                    [
+                        (run_id, m["case_id"], int(m["label"]), *[_nan_to_none(m.get(k)) for k in TOPOLOGY_COLUMNS])
+                        for m in topo
+                    ],
+                )
             c.executemany(
                 "INSERT INTO curves(run_id, stage, epoch, iteration, train_loss, val_dice, lr) VALUES (?,?,?,?,?,?,?)",
                 [
@@ -434,12 +463,21 @@ class ResultStore:
         return df
 
     def metrics_frame(self):
+        """Per case and class metrics of every run; the :data:`TOPOLOGY_COLUMNS` are added (NaN
+        where not computed) only when some run has topology metrics."""
         import pandas as pd
 
-        return pd.read_sql_query(
+        df = pd.read_sql_query(
             "SELECT r.task, r.loss, r.spec, r.lr, r.seed, m.* FROM case_metrics m JOIN runs r USING (run_id) ORDER BY m.run_id, m.case_id, m.label",
             self.conn,
         )
+        has_table = self.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='topology_metrics'"
+        ).fetchone()
+        if has_table and self.conn.execute("SELECT 1 FROM topology_metrics LIMIT 1").fetchone():
+            topo = pd.read_sql_query("SELECT * FROM topology_metrics", self.conn)
+            df = df.merge(topo, on=["run_id", "case_id", "label"], how="left")
+        return df
 
     def curves_frame(self):
         import pandas as pd

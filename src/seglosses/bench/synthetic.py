@@ -13,12 +13,14 @@ task           classes  what it looks like                                      
 ``multiorgan`` 9        8 abdominal organs (Ma et al.'s list)                            30:1-1200:1
 ``brain``      2        skull stripping: brain inside a bright skull ring                ~3:1 (3D 8:1)
 ``aerial``     6        RGB land-cover scene: building, land, road, vegetation, water    0.8:1-22:1
+``vessels``    2        retina-like vessel trees, 1-3 pixels wide (2D only; thin         ~24:1
+                        structures where topology matters: ``--preset topology``)
 =============  =======  ===============================================================  ==============
 
 The label sizes are set by voxel *counts* drawn around the target fraction of the image (a
 deformed ellipsoid or tube grows from its centre until it holds the drawn count), so the class
 ratios hold in 2D and 3D and at any image size. The measured ratios are in
-``docs/readme_data.md`` and checked by ``tests/test_bench_data.py``.
+``docs/data.md`` and checked by ``tests/test_bench_data.py``.
 
 Every image has the nuisances that keep a loss away from Dice 1 and let losses separate: tissue
 texture, a point-spread blur that makes partial-volume edges (labels stay hard), Gaussian noise,
@@ -570,6 +572,93 @@ def _gen_aerial(rng, shape):
 
 
 # --------------------------------------------------------------------------------------------
+# Thin structures: retinal-like vessel trees (topology benchmark)
+# --------------------------------------------------------------------------------------------
+
+
+def _vessel_tree(rng: np.random.Generator, shape: tuple, root, fov: np.ndarray) -> tuple:
+    """Centre-line pixels ``(K, 2)`` (float, pixel units) and radii ``(K,)`` of a branching tree.
+
+    Two to four trunks leave ``root`` (the optic disc) in arcs towards the far side of the field
+    of view; each segment walks with a slowly turning heading (steps of 0.7 px), tapers, and now
+    and then branches (a child at 25-60 degrees, thinner than its parent) until its radius drops
+    below 0.35 px or it leaves the field of view. Radii >= 1 px make vessels 3 px wide, thinner
+    ones are 1 px wide.
+    """
+    h, w = shape
+    pts, radii = [], []
+    toward = math.atan2((h - 1) / 2 - root[0], (w - 1) / 2 - root[1])
+    stack = []
+    for k in range(int(rng.integers(2, 5))):
+        arc = (1.0 if k % 2 else -1.0) * math.radians(rng.uniform(35, 85))
+        stack.append((float(root[0]), float(root[1]), toward + arc, float(rng.uniform(1.05, 1.5)), 0))
+    segments = 0
+    while stack and segments < 120:
+        y, x, heading, r, depth = stack.pop()
+        segments += 1
+        turn = float(rng.normal(0.0, 0.015))
+        taper = float(rng.uniform(0.993, 0.997))
+        for step in range(4 * (h + w)):
+            turn = 0.92 * turn + float(rng.normal(0.0, 0.01))
+            heading += turn
+            y += 0.7 * math.sin(heading)
+            x += 0.7 * math.cos(heading)
+            r *= taper
+            iy, ix = int(round(y)), int(round(x))
+            if r < 0.35 or not (0 <= iy < h and 0 <= ix < w) or not fov[iy, ix]:
+                break
+            pts.append((y, x))
+            radii.append(r)
+            if step > 10 and depth < 5 and rng.random() < 0.03:
+                side = 1.0 if rng.random() < 0.5 else -1.0
+                child = r * float(rng.uniform(0.5, 0.8))
+                stack.append((y, x, heading + side * math.radians(rng.uniform(25, 60)), child, depth + 1))
+                r *= float(rng.uniform(0.85, 0.97))
+    return np.asarray(pts, dtype=np.float32).reshape(-1, 2), np.asarray(radii, dtype=np.float32)
+
+
+def _gen_vessels(rng, shape):
+    """A fundus-like image: a vessel tree (label 1), 1-4 pixels wide, darker than a textured
+    retina with uneven illumination, leaving a bright optic disc; unlabelled dark haemorrhage
+    look-alikes; the dark outside of the circular field of view is background."""
+    if len(shape) != 2:
+        raise ValueError(f"spatial_dims: the vessels task is 2D only, got shape {shape}")
+    cv = _Canvas(rng, shape, 1, 0.05)
+    g = cv.grid
+    h, w = shape
+    fov = _ellipsoid_rho(g, (0.0, 0.0), (0.96, 0.96)) <= 1.0
+    illum = 0.62 - 0.14 * _ellipsoid_rho(g, (rng.uniform(-0.2, 0.2), rng.uniform(-0.2, 0.2)), (1.0, 1.0)) ** 2
+    retina = illum + 0.04 * cv.coarse() + 0.02 * cv.mid
+    cv.image[0][fov] = retina[fov]
+    side = 1.0 if rng.random() < 0.5 else -1.0
+    disc_c = (rng.uniform(-0.15, 0.15), side * rng.uniform(0.45, 0.6))
+    disc = cv.deform(_ellipsoid_rho(g, disc_c, (0.11, 0.1)), 0.1) <= 1.0
+    cv.image[0][disc & fov] += 0.25
+    root = ((disc_c[0] + 1) * (h - 1) / 2, (disc_c[1] + 1) * (w - 1) / 2)
+    pts, radii = _vessel_tree(rng, shape, root, fov)
+    label = np.zeros(shape, dtype=np.int64)
+    if len(pts):
+        centre = np.zeros(shape, dtype=bool)
+        rad = np.zeros(shape, dtype=np.float32)
+        iy = np.clip(np.round(pts[:, 0]).astype(int), 0, h - 1)
+        ix = np.clip(np.round(pts[:, 1]).astype(int), 0, w - 1)
+        centre[iy, ix] = True
+        np.maximum.at(rad, (iy, ix), radii)
+        dist, (ny, nx) = ndimage.distance_transform_edt(~centre, return_indices=True)
+        vessel = (dist <= np.maximum(rad[ny, nx], 0.5)) & fov
+        # contrast grows with the calibre: the thinnest vessels are barely visible
+        contrast = 0.05 + 0.08 * np.clip(rad[ny, nx], 0.0, 1.5)
+        cv.image[0][vessel] -= (contrast * (1.0 + 0.25 * cv.fine))[vessel]
+        label[vessel] = 1
+    for _ in range(int(rng.integers(3, 9))):  # haemorrhages / pigment: dark, round, unlabelled
+        c = (rng.uniform(-0.7, 0.7), rng.uniform(-0.7, 0.7))
+        blob = cv.deform(_ellipsoid_rho(g, c, (rng.uniform(0.015, 0.04),) * 2), 0.2) <= 1.0
+        cv.image[0][blob & fov & (label == 0)] -= rng.uniform(0.1, 0.2)
+    cv.label = label
+    return cv.finish(psf=float(rng.uniform(0.5, 0.7)), noise=float(rng.uniform(0.015, 0.03))), cv.label
+
+
+# --------------------------------------------------------------------------------------------
 # Task registry
 # --------------------------------------------------------------------------------------------
 
@@ -594,6 +683,8 @@ class TaskSpec:
     generator: Callable = field(repr=False)
     dims: tuple = (2, 3)
     default_size: dict = field(default_factory=lambda: {2: 128, 3: 48})
+    #: thin structures: the bench adds topology metrics (clDice, Betti errors) to its test cases
+    topology: bool = False
 
     @property
     def num_classes(self) -> int:
@@ -664,6 +755,19 @@ TASKS: dict = {
             _gen_aerial,
             dims=(2,),
             default_size={2: 128},
+        ),
+        TaskSpec(
+            "vessels",
+            "retina-like vessel trees, 1-3 pixels wide, the thinnest barely visible (topology matters)",
+            ("background", "vessel"),
+            1,
+            ("fundus",),
+            "24:1",
+            "thin tubular structures (DRIVE-like retinal vessels): clDice / skeleton recall, topology metrics",
+            _gen_vessels,
+            dims=(2,),
+            default_size={2: 128},
+            topology=True,
         ),
     ]
 }

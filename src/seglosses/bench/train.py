@@ -77,10 +77,13 @@ class TrainConfig:
     device: str = "cpu"
     overlap: float = 0.25
     validate_every_epoch: bool = True
+    deep_supervision: bool = False
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["patch_size"] = list(self.patch_size)
+        if not self.deep_supervision:  # stored run configs stay as before unless it is on
+            d.pop("deep_supervision")
         return d
 
 
@@ -208,7 +211,9 @@ def train_run(
     out_channels = output_channels(stages, num_classes)
     with _INIT_LOCK:
         seed_everything(cfg.seed, device)
-        model = build_model(in_channels, out_channels, train_dims, cfg.model_size, cfg.arch).to(device)
+        model = build_model(
+            in_channels, out_channels, train_dims, cfg.model_size, cfg.arch, deep_supervision=cfg.deep_supervision
+        ).to(device)
     rng = np.random.default_rng([cfg.seed, 1])
     counts = _split_iterations(cfg.iterations, [f for _, f in stages])
     curves: List[dict] = []
@@ -229,6 +234,10 @@ def train_run(
         if n_iter <= 0:
             continue
         loss_fn = stage_cfg.build().to(device)
+        if cfg.deep_supervision:  # nnU-Net's weights over DynUNet's outputs (full resolution first)
+            from seglosses.losses.deep_supervision import DeepSupervision
+
+            loss_fn = DeepSupervision(loss_fn, weights="nnunet")
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode="min", factor=cfg.lr_factor, patience=cfg.plateau_patience, min_lr=cfg.min_lr
@@ -256,6 +265,8 @@ def train_run(
                 labels = labels.to(device, non_blocking=True)
                 logits = model(images)
                 # distance-based losses compute their maps from the target themselves
+                if cfg.deep_supervision and logits.ndim == images.ndim + 1:  # (N, outputs, C, ...)
+                    logits = list(logits.unbind(1))
                 loss = loss_fn(logits, labels)
                 value = float(loss.detach())
                 if not math.isfinite(value):

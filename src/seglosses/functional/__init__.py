@@ -20,6 +20,8 @@ from .region import *  # noqa: F401,F403
 from . import boundary, lovasz  # noqa: F401,E402  (registration side effects)
 from .boundary import *  # noqa: F401,F403,E402
 from .lovasz import *  # noqa: F401,F403,E402
+from . import topology  # noqa: F401,E402  (registration side effects)
+from .topology import *  # noqa: F401,F403,E402
 from . import compound  # noqa: F401,E402  (registers combo, ell and the named compounds: after their terms)
 from .compound import *  # noqa: F401,F403,E402
 from . import structural  # noqa: F401,E402  (old import path of the cmss machinery)

@@ -16,13 +16,15 @@ import torch
 from torch import Tensor
 
 from .._contract import Prepared
+from .._reduce import background_dropped
 from ..distance import compute_maps
 
 Spacing = Union[None, float, Sequence[float]]
 
 
-def _channels(prep: Prepared, include_background: bool) -> List[int]:
-    start = 1 if (prep.mode == "multiclass" and not include_background) else 0
+def _channels(prep: Prepared, include_background: Optional[bool]) -> List[int]:
+    """Kept channels: channel 0 dropped as :func:`seglosses._reduce.keep_classes` says (C > 1)."""
+    start = 1 if background_dropped(prep, include_background) else 0
     return list(range(start, prep.num_classes))
 
 

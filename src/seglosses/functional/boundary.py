@@ -19,8 +19,14 @@ as background (label 0) in the target masks and in the prediction masks, so thei
 change the loss.
 
 ``reduction="none"`` returns the per-element loss: ``(N, C_kept, *spatial)`` for ``boundary``
-and ``hausdorff``; the shape of ``ce``'s elements for ``shape_aware``
+and ``hausdorff`` (``(N, C_kept)`` for ``hausdorff`` / ``log_hausdorff`` with
+``spatial_mean=True``); the shape of ``ce``'s elements for ``shape_aware``
 (``(N, *spatial)`` multiclass, ``(N, C, *spatial)`` binary / multilabel). Ignored elements hold 0.
+
+``include_background`` (``boundary``, ``hausdorff``): ``None`` (default) drops channel 0 when
+there is more than one channel -- multiclass or multilabel, MONAI's ``include_background=False``
+-- and keeps the single channel of binary mode; ``True`` keeps every channel; ``False`` drops
+channel 0 and is an error in binary mode.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from ..registry import register_loss
 from ._maps import Spacing, _channels, _elem_weights, _given_map, _maps, _pred_masks, _target_masks, _target_values, _valid_channel
 from .distribution import voxel_ce
 
-__all__ = ["boundary_loss", "hausdorff_loss", "shape_aware_loss"]
+__all__ = ["boundary_loss", "hausdorff_loss", "log_hausdorff_loss", "shape_aware_loss", "boundary_dou_loss", "face_boundary_count"]
 
 
 # ----------------------------------------------------------------------------- losses
@@ -55,7 +61,7 @@ __all__ = ["boundary_loss", "hausdorff_loss", "shape_aware_loss"]
 def boundary_loss(
     prep: Prepared,
     *,
-    include_background: bool = False,
+    include_background: Optional[bool] = None,
     spacing: Spacing = None,
     reduction: str = "mean",
     distance_map: Optional[Tensor] = None,
@@ -78,8 +84,10 @@ def boundary_loss(
     Medical Image Analysis 67 (2021) 101851, doi:10.1016/j.media.2020.101851; Ma et al. 2021
     eq. (20), doi:10.1016/j.media.2021.102035.
 
-    Defaults: ``include_background=False`` (Kervadec supervises the foreground classes only;
-    the background's map would mirror them), ``spacing=None`` (voxel units; the ``- 1`` stays in
+    Defaults: ``include_background=None``: channel 0 dropped when C > 1 (Kervadec supervises the
+    foreground classes only; the background's map would mirror them), the single channel kept in
+    binary mode (see the module docstring). ``reduction="none"``: ``(N, C_kept, *spatial)``.
+    ``spacing=None`` (voxel units; the ``- 1`` stays in
     voxel units whatever the spacing, as in Kervadec's code).
 
     Empty ground truth: a class absent from a sample (or filling it) has an all-zero map and
@@ -119,8 +127,9 @@ def hausdorff_loss(
     prep: Prepared,
     *,
     alpha: float = 2.0,
-    include_background: bool = False,
+    include_background: Optional[bool] = None,
     spacing: Spacing = None,
+    spatial_mean: bool = False,
     reduction: str = "mean",
     distance_map: Optional[Tensor] = None,
 ) -> Tensor:
@@ -136,9 +145,18 @@ def hausdorff_loss(
     or full mask contributes a zero field. g is the target as given (one-hot of a label map, or
     the float target: soft targets enter ``(p - g)^2`` unthresholded, as in MONAI).
 
-    Equals MONAI's ``HausdorffDTLoss(alpha, include_background, softmax=True, to_onehot_y=True)``
-    (multiclass, label map) or ``HausdorffDTLoss(alpha, sigmoid=True)`` (binary / multilabel)
-    with ``reduction="mean"`` (tested). Differences: spacing-aware; ``ignore_index``; 1D inputs.
+    Equals MONAI's ``HausdorffDTLoss(alpha, softmax=True, to_onehot_y=True)`` (multiclass, label
+    map) and ``HausdorffDTLoss(alpha, sigmoid=True)`` (binary, and multilabel with
+    ``mode="multilabel"``) with MONAI's default ``include_background=False``, which drops channel
+    0 whenever C > 1 -- sigmoid or softmax -- and is ignored with one channel; ``include_background``
+    ``None`` (default) here does the same, and ``True`` is MONAI's ``include_background=True``
+    (tested in ``tests/test_migration.py``). Differences: spacing-aware; ``ignore_index``; 1D inputs.
+
+    ``spatial_mean=True`` averages over the voxels first, per (sample, kept class), so that
+    ``reduction`` acts on ``(N, C_kept)`` values: MONAI's convention (its ``"none"`` returns one
+    value per (sample, class), its ``"sum"`` sums them). ``"mean"`` is the same either way (without
+    ignored voxels). ``reduction="none"``: ``(N, C_kept, *spatial)``, or ``(N, C_kept)`` with
+    ``spatial_mean``.
 
     ``distance_map``: the precomputed ``unsigned_distance_map`` of the target ``(N, C, *spatial)``.
 
@@ -146,8 +164,9 @@ def hausdorff_loss(
     with convolutional neural networks", IEEE TMI 39(2):499-513, 2020,
     doi:10.1109/TMI.2019.2930068; Ma et al. 2021 eq. (21), doi:10.1016/j.media.2021.102035.
 
-    Defaults: ``alpha=2`` (Karimi & Salcudean; Ma et al. eq. 21), ``include_background=False``
-    (MONAI's default), ``spacing=None`` (voxel units).
+    Defaults: ``alpha=2`` (Karimi & Salcudean; Ma et al. eq. 21), ``include_background=None``
+    (MONAI's default ``False``: channel 0 dropped when C > 1), ``spatial_mean=False`` (one mean
+    over every element), ``spacing=None`` (voxel units).
 
     No gradient flows through the distance maps (they are computed under ``no_grad`` from
     detached tensors), so the loss works when its input requires grad -- the published code that
@@ -174,7 +193,63 @@ def hausdorff_loss(
         d_s = _maps("unsigned", _pred_masks(prep, channels), spacing, p)
         dist = d_g.pow(alpha) + d_s.pow(alpha)
     g = _target_values(prep, channels, p.dtype)
-    return reduce_loss((p - g).square() * dist, reduction, _valid_channel(prep))
+    elem = (p - g).square() * dist
+    valid = _valid_channel(prep)
+    if spatial_mean:  # per (sample, class) mean over the counted voxels, then the reduction
+        v = torch.ones_like(elem[:, :1]) if valid is None else valid.to(elem.dtype)
+        v = v.expand_as(elem).flatten(2)
+        elem = (elem.flatten(2) * v).sum(2) / v.sum(2).clamp_min(1.0)
+        valid = None
+    return reduce_loss(elem, reduction, valid)
+
+
+@register_loss(
+    "log_hausdorff",
+    category="boundary",
+    paper="Karimi & Salcudean 2020 doi:10.1109/TMI.2019.2930068; MONAI LogHausdorffDTLoss",
+    formula="log(1 + L_HD), after the reduction",
+    needs_distance_map=True,
+    call_args=("distance_map",),
+)
+def log_hausdorff_loss(
+    prep: Prepared,
+    *,
+    alpha: float = 2.0,
+    include_background: Optional[bool] = None,
+    spacing: Spacing = None,
+    spatial_mean: bool = False,
+    reduction: str = "mean",
+    distance_map: Optional[Tensor] = None,
+) -> Tensor:
+    r"""Log Hausdorff distance loss: :math:`\log(1 + L_{HD})`.
+
+    :math:`L_{HD}` is :func:`hausdorff_loss` with the same arguments, reduced first (MONAI's
+    ``LogHausdorffDTLoss``, which applies ``log(1 + x)`` to the reduced value; with
+    ``reduction="none"`` it is applied per element, ``(N, C_kept, *spatial)``, or per (sample,
+    class) with ``spatial_mean=True``, ``(N, C_kept)``). The logarithm compresses the large
+    values the squared distances give early in training.
+
+    Reference: Karimi & Salcudean, IEEE TMI 39(2):499-513, 2020, doi:10.1109/TMI.2019.2930068
+    (the loss); MONAI ``LogHausdorffDTLoss`` (the log form).
+
+    Defaults: those of :func:`hausdorff_loss`. Empty ground truth: as :func:`hausdorff_loss`
+    (finite; ``log(1 + 0) = 0`` for a perfect prediction).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from seglosses.functional import log_hausdorff_loss
+    >>> target = torch.tensor([[0, 0, 1, 1, 1, 0]])          # hausdorff_loss 17/6 (see there)
+    >>> pred = torch.tensor([[[0.0, 0, 1, 1, 1, 1]]])
+    >>> round(float(log_hausdorff_loss(pred, target, from_logits=False)), 4)   # log(1 + 17/6)
+    1.3437
+    """
+    return torch.log1p(
+        hausdorff_loss.core(
+            prep, alpha=alpha, include_background=include_background, spacing=spacing,
+            spatial_mean=spatial_mean, reduction=reduction, distance_map=distance_map,
+        )
+    )
 
 
 @register_loss(
@@ -211,6 +286,8 @@ def shape_aware_loss(
     the units of ``spacing``.
 
     ``distance_map``: the precomputed ``boundary_distance_map`` of the target ``(N, C, *spatial)``.
+    ``reduction="none"``: the weighted per-voxel elements, ``(N, *spatial)`` multiclass,
+    ``(N, C, *spatial)`` binary / multilabel (ignored voxels hold 0).
 
     Reference: Hayder, He & Salzmann, "Boundary-aware instance segmentation" (shape-aware loss),
     CVPR 2017, arXiv:1612.03129; Jadon 2020 sec. II-I, doi:10.1109/CIBCB48159.2020.9277638.
@@ -248,3 +325,105 @@ def shape_aware_loss(
         if prep.mode == "multiclass":
             e = e.sum(1)
     return reduce_loss((1.0 + e) * elem, reduction, _elem_weights(prep, elem))
+
+
+# ----------------------------------------------------------------------------- Boundary DoU
+
+def face_boundary_count(masks: Tensor) -> Tensor:
+    """Number of boundary voxels of bool masks ``(N, K, *spatial)`` per ``(N, K)``: voxels of the
+    mask with a face neighbour (2d of them) outside it, the outside of the image counting as
+    outside (Sun et al.'s cross-kernel convolution with zero padding)."""
+    nd = masks.ndim - 2
+    pool = {1: torch.nn.functional.max_pool1d, 2: torch.nn.functional.max_pool2d, 3: torch.nn.functional.max_pool3d}[nd]
+    outside = torch.nn.functional.pad((~masks).to(torch.float32), (1, 1) * nd, value=1.0)
+    near = None
+    for axis in range(nd):
+        kernel = [1] * nd
+        kernel[axis] = 3
+        m = pool(outside, kernel_size=kernel, stride=1)
+        sl = [slice(None), slice(None)] + [slice(1, -1) if a != axis else slice(None) for a in range(nd)]
+        m = m[tuple(sl)]
+        near = m if near is None else torch.maximum(near, m)
+    return (masks & (near > 0)).flatten(2).sum(2)
+
+
+@register_loss(
+    "boundary_dou",
+    category="boundary",
+    class_name="BoundaryDoULoss",
+    paper="Sun et al. 2023 (MICCAI) arXiv:2308.00220",
+    formula="sum (p - g)^2 / (sum p^2 + sum g^2 - (1 + alpha) sum p g + s), alpha = min(1 - 2 C/S, 0.8)",
+)
+def boundary_dou_loss(
+    prep: Prepared,
+    *,
+    alpha_max: float = 0.8,
+    smooth: float = 1e-5,
+    batch: bool = False,
+    include_background: bool = True,
+    reduction: str = "mean",
+    ddp: bool = False,
+) -> Tensor:
+    r"""Boundary difference over union (Boundary DoU) loss.
+
+    .. math:: L_{BDoU} = \frac{G \cup P - G \cap P}{G \cup P - \alpha\, G \cap P}
+              = \frac{\sum_i (p_i - g_i)^2}{\sum_i p_i^2 + \sum_i g_i^2 - (1 + \alpha) \sum_i p_i g_i + s},
+              \qquad \alpha = \min\Big(1 - \frac{2C}{S},\ \alpha_{max}\Big)
+
+    per (sample, class) -- or per class over the batch with ``batch=True`` (``ddp=True``: of the
+    global DistributedDataParallel batch) -- averaged over the kept classes and samples
+    (``reduction="none"``: ``(N, C_kept)``, ``(1, C_kept)`` with ``batch``). In the soft form
+    (the authors' code) union and intersection are
+    :math:`\sum p^2 + \sum g^2 - \sum pg` and :math:`\sum pg`. :math:`S` is the number of voxels of
+    the target class and :math:`C` the number of its boundary voxels (voxels with a face neighbour
+    outside the class, the image border included; :func:`face_boundary_count`). A large object
+    (``C << S``) has :math:`\alpha` near 1 and the loss concentrates on the boundary; a thin one has
+    a small (even negative) :math:`\alpha` and the loss approaches ``1 - IoU``. :math:`\alpha` is a
+    constant of the target (no gradient).
+
+    Reference: Sun, Chen, Zhou et al., "Boundary Difference Over Union Loss For Medical Image
+    Segmentation", MICCAI 2023, arXiv:2308.00220.
+
+    Defaults: ``alpha_max=0.8`` (the authors' code truncates :math:`\alpha` at 0.8, "better on some
+    datasets"; ``alpha_max=1`` is the paper's formula), ``smooth=1e-5``, ``batch=False`` (the
+    authors' code pools the batch: ``batch=True``).
+
+    Difference from the authors' code: it adds ``smooth`` to the numerator too, so that a class
+    absent from the target scores 1 whatever the prediction, with zero gradient. Here the
+    numerator is the plain squared error.
+
+    Empty ground truth: :math:`S = 0`, :math:`\alpha = \alpha_{max}` is irrelevant
+    (:math:`\sum pg = 0`): the loss is :math:`\sum p^2 / (\sum p^2 + s)`, 0 when nothing is
+    predicted for the class, close to 1 otherwise.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from seglosses.functional import boundary_dou_loss
+    >>> target = torch.tensor([[0, 1, 1, 1, 1, 1, 1, 0]])     # S = 6, C = 2: alpha = 1 - 4/6
+    >>> probs = torch.tensor([[[0.0, 1, 1, 1, 1, 1, 0, 0]]])   # one voxel missed
+    >>> round(float(boundary_dou_loss(probs, target, from_logits=False, smooth=0.0)), 4)  # 1 / (11 - (4/3) 5)
+    0.2308
+    """
+    check_positive("alpha_max", alpha_max)
+    check_positive("smooth", smooth, allow_zero=True)
+    from .._reduce import keep_classes
+    from .._stats import SoftStats, batch_sum, soft_stats
+
+    st = soft_stats(prep, squared=True)
+    with torch.no_grad():
+        masks = _target_masks(prep, list(range(prep.num_classes)))
+        if prep.valid is not None:
+            masks = masks & (prep.valid.unsqueeze(1) > 0)
+        big_c = face_boundary_count(masks).to(st.tp.dtype)
+        big_s = masks.flatten(2).sum(2).to(st.tp.dtype)
+    tp, sum_p, sum_g, big_c, big_s = batch_sum((st.tp, st.sum_p, st.sum_g, big_c, big_s), batch=batch, ddp=ddp)
+    st = SoftStats(tp, sum_p, sum_g)
+    with torch.no_grad():
+        alpha = torch.where(big_s > 0, 1.0 - 2.0 * big_c / big_s.clamp_min(1.0), torch.full_like(big_s, alpha_max))
+        alpha = alpha.clamp_max(alpha_max)
+    num = (st.sum_p + st.sum_g - 2.0 * st.tp).clamp_min(0)
+    den = (st.sum_p + st.sum_g - (1.0 + alpha) * st.tp).clamp_min(0) + smooth
+    loss = torch.where(num > 0, num / den.clamp_min(1e-12), torch.zeros_like(num))
+    loss = keep_classes(loss, prep, include_background)
+    return reduce_loss(loss, reduction)

@@ -3,12 +3,12 @@ Jadon 2020 II-J, II-K).
 
 Two kinds live here:
 
-* **Named weighted sums** (``dice_ce``, ``dice_focal``, ``dice_topk``, and the scheduled
+* **Named weighted sums** (``dice_ce``, ``dice_focal``, ``dice_topk``, ``dice_cldice``, and the scheduled
   ``dice_bd``, ``dice_hd``; end of this file): *names* for a weighted sum of registered terms,
   registered with :func:`seglosses.registry.register_compound` and built as one
   :class:`seglosses.losses.compound.CompoundLoss` (the combinator, which lives with the module
   forms). Their weight schedules are in :mod:`seglosses.losses.schedules`.
-* **Losses with a formula of their own** (``combo``, ``ell``). These mix their terms inside
+* **Losses with a formula of their own** (``combo``, ``ell``, ``unified_focal``). These mix their terms inside
   one formula -- Combo loss reweights the two halves of a one-vs-rest binary cross entropy, the
 exponential logarithmic loss transforms Dice and CE before adding them -- so they are written as
 one function each, on top of the same primitives (:func:`seglosses._stats.soft_stats`,
@@ -17,6 +17,9 @@ one function each, on top of the same primitives (:func:`seglosses._stats.soft_s
 Both return one loss per sample (``reduction="none"``: ``(N,)``), or one for the whole batch with
 ``batch=True`` (``(1,)``): the cross-entropy half is averaged over the voxels of that sample (of
 the batch), the Dice half over its classes. ``"mean"`` averages the samples, ``"sum"`` adds them.
+``ddp=True``: with ``batch=True`` both halves pool the global batch of DistributedDataParallel
+(sums and voxel counts all-reduced, :mod:`seglosses._ddp`); ELL's label frequencies are those of
+the global batch whatever ``batch``.
 """
 
 from __future__ import annotations
@@ -29,12 +32,13 @@ from torch import Tensor
 from .._checks import check_fraction, check_positive, check_reduction
 from .._contract import Prepared
 from .._reduce import class_weight_tensor, keep_classes, reduce_loss
-from .._stats import _fused_softmax, native_stats, neg_log_true_class, soft_stats
+from .._ddp import all_reduce_sum
+from .._stats import SoftStats, _fused_softmax, batch_sum, native_stats, neg_log_true_class, soft_stats
 from ..registry import register_compound, register_loss
 from .distribution import voxel_ce
 from .region import dice_score_from_stats
 
-__all__ = ["combo_loss", "ell_loss", "log1m_probs"]
+__all__ = ["combo_loss", "ell_loss", "log1m_probs", "unified_focal_loss"]
 
 Weights = Union[None, Sequence[float], Tensor]
 
@@ -61,17 +65,17 @@ def log1m_probs(prep: Prepared) -> Tensor:
     return torch.log(q.clamp_min(torch.finfo(q.dtype).tiny))
 
 
-def _per_row_mean(values: Tensor, prep: Prepared, batch: bool, per_voxel: int) -> Tensor:
+def _per_row_mean(values: Tensor, prep: Prepared, batch: bool, per_voxel: int, ddp: bool = False) -> Tensor:
     """Mean of per-voxel ``values`` ``(N, *spatial)`` over the valid voxels of each sample ``(N,)``
-    (of the batch ``(1,)`` with ``batch``), divided by ``per_voxel`` (channels per voxel)."""
+    (of the batch ``(1,)`` with ``batch``; of the global batch with ``ddp`` too), divided by
+    ``per_voxel`` (channels per voxel)."""
     n = prep.batch_size
     v = values.reshape(n, -1)
     if prep.valid is not None:
         v = v * prep.valid.reshape(n, -1).to(v.dtype)
     total = v.sum(1)
     count = prep.n_valid(batch=False).to(v.dtype)
-    if batch:
-        total, count = total.sum(0, keepdim=True), count.sum(0, keepdim=True)
+    total, count = batch_sum((total, count), batch=batch, ddp=ddp)
     return total / (count * per_voxel).clamp_min(1e-12)
 
 
@@ -138,6 +142,7 @@ def combo_loss(
     beta: float = 0.5,
     smooth: float = 1e-5,
     batch: bool = False,
+    ddp: bool = False,
     include_background: bool = True,
     reduction: str = "mean",
 ) -> Tensor:
@@ -162,6 +167,8 @@ def combo_loss(
     the Dice loss; Jadon's II-J formula has a typo (``beta (y - log p)``). Here the Dice half is
     ``1 - Dice`` so the loss is >= 0 and 0 for a perfect prediction. ``log(1 - p)`` is computed
     stably (:func:`log1m_probs`); the reference clips p to ``[eps, 1 - eps]`` instead.
+
+    ``reduction="none"``: one value per sample ``(N,)`` (``(1,)`` with ``batch``).
 
     Empty ground truth: the cross-entropy half is well defined; the Dice half is as in
     ``dice_loss`` (0 for an absent class predicted absent). An all-ignored sample gives 0.
@@ -211,8 +218,8 @@ def combo_loss(
         per_channel = keep_classes(per_channel, prep, include_background)
         elem = per_channel.sum(1)
         n_channels = per_channel.shape[1]
-    bce = _per_row_mean(-elem, prep, batch, n_channels)
-    st = soft_stats(prep, batch=batch)
+    bce = _per_row_mean(-elem, prep, batch, n_channels, ddp)
+    st = soft_stats(prep, batch=batch, ddp=ddp)
     dice = keep_classes(1.0 - dice_score_from_stats(st, smooth), prep, include_background).mean(1)
     return reduce_loss(alpha * bce + (1.0 - alpha) * dice, reduction)
 
@@ -282,17 +289,20 @@ class _OneVsRestBCE(torch.autograd.Function):
 
 # ----------------------------------------------------------------------------- ELL
 
-def _label_frequency_weights(prep: Prepared, counts: Optional[Tensor] = None) -> Tensor:
-    """w_l = (sum_k f_k / f_l)^0.5 from the label counts of the batch; 0 for absent labels.
+def _binary_label_counts(prep: Prepared) -> Tensor:
+    """Voxel counts ``(2,)`` of labels (0, 1) in the batch (binary mode); ignored voxels do not count."""
+    v = prep.valid_or_ones().unsqueeze(1).to(prep.dtype)
+    pos = (prep.dense * v).sum()
+    return torch.stack([v.sum() - pos, pos])
 
-    Multiclass / multilabel: ``(C,)`` from ``counts``, the per-class (soft) voxel counts of the batch (the
-    Dice statistics' ``sum g`` summed over samples); binary: ``(2,)`` for labels (0, 1), counted
-    here. Ignored voxels do not count.
+
+def _label_frequency_weights(counts: Tensor) -> Tensor:
+    """w_l = (sum_k f_k / f_l)^0.5 from the label counts ``counts`` ``(L,)`` of the batch; 0 for absent labels.
+
+    Multiclass / multilabel: the per-class (soft) voxel counts of the batch (the Dice statistics'
+    ``sum g`` summed over samples); binary: :func:`_binary_label_counts`. Under DDP
+    (``ddp=True``) the counts of the global batch.
     """
-    if counts is None:  # binary
-        v = prep.valid_or_ones().unsqueeze(1).to(prep.dtype)
-        pos = (prep.dense * v).sum()
-        counts = torch.stack([v.sum() - pos, pos])
     present = counts > 0
     w = torch.where(present, (counts.sum() / counts.clamp_min(1e-12)).sqrt(), torch.zeros_like(counts))
     return w.detach()
@@ -315,6 +325,7 @@ def ell_loss(
     gamma_cross: float = 0.3,
     smooth: float = 1.0,
     batch: bool = False,
+    ddp: bool = False,
     include_background: bool = True,
     class_weights: Union[None, Sequence[float], Tensor] = None,
     reduction: str = "mean",
@@ -344,6 +355,8 @@ def ell_loss(
     voxel), so below ``x = 1e-6`` the power is replaced by its chord (continuous, 0 at 0, slope
     at most ``1e-6^(gamma - 1)``): finite gradients, values exact above 1e-6.
 
+    ``reduction="none"``: one value per sample ``(N,)`` (``(1,)`` with ``batch``).
+
     Empty ground truth: an absent class has ``Dice = s / (sum p + s)`` (1 when nothing is
     predicted); its label weight is never used by the cross term. An all-ignored sample gives 0.
 
@@ -364,7 +377,7 @@ def ell_loss(
     check_reduction(reduction)
     # Dice term
     prep.shared.want_nll = True  # the cross term's -log p comes from the same pass (SharedPass)
-    st = soft_stats(prep, batch=batch)
+    st = soft_stats(prep, batch=batch, ddp=ddp)
     dice = keep_classes(dice_score_from_stats(st, smooth), prep, include_background)
     neg_log_dice = -torch.log(dice.clamp_min(torch.finfo(dice.dtype).tiny))
     dice_term = _pow_linear(neg_log_dice, gamma_dice).mean(1)
@@ -372,7 +385,10 @@ def ell_loss(
     n_labels = 2 if prep.mode == "binary" else prep.num_classes
     w = class_weight_tensor(class_weights, n_labels, prep.logits.device)
     if w is None:  # multiclass label counts = the statistics' sum g (no second pass)
-        w = _label_frequency_weights(prep, None if prep.mode == "binary" else st.sum_g.sum(0))
+        counts = _binary_label_counts(prep) if prep.mode == "binary" else st.sum_g.sum(0)
+        if ddp and (prep.mode == "binary" or not batch):  # batch=True: st is already global
+            (counts,) = all_reduce_sum([counts.detach()])
+        w = _label_frequency_weights(counts)
     else:
         w = w.to(prep.dtype)
     ce = voxel_ce(prep)
@@ -384,8 +400,161 @@ def ell_loss(
         w_vox = w.index_select(0, prep.labels.reshape(-1)).view(prep.labels.shape)
     else:
         w_vox = torch.einsum("nc...,c->n...", prep.dense, w)
-    cross_term = _per_row_mean(w_vox * _pow_linear(ce, gamma_cross), prep, batch, 1)
+    cross_term = _per_row_mean(w_vox * _pow_linear(ce, gamma_cross), prep, batch, 1, ddp)
     return reduce_loss(w_dice * dice_term + w_cross * cross_term, reduction)
+
+
+# ----------------------------------------------------------------------------- Unified focal
+
+def _check_gamma_below_one(value: float) -> None:
+    if not (isinstance(value, (int, float)) and 0.0 <= value < 1.0):
+        raise ValueError(f"gamma: expected a number in [0, 1), got {value!r}")
+
+
+def _unified_focal_ce(prep: Prepared, delta: float, gamma: float, symmetric: bool, include_background: bool) -> Tensor:
+    """Per-voxel modified focal term ``(N, *spatial)`` (summed over the classes of the voxel;
+    sigmoid modes: the two-class sum of each channel, averaged over the channels)."""
+    if prep.mode == "multiclass":
+        c = prep.num_classes
+        w = torch.full((c,), delta, dtype=prep.dtype, device=prep.logits.device)
+        w[0] = 1.0 - delta
+        if not include_background:
+            w[0] = 0.0
+        if prep.labels is not None:
+            nll = neg_log_true_class(prep)  # -log p of the true class (shared softmax)
+            q = -torch.expm1(-nll)  # 1 - p_true, accurate as p_true -> 1
+            mod = _pow_linear(q, gamma)
+            if not symmetric:  # only the background is suppressed
+                mod = torch.where(prep.labels == 0, mod, torch.ones_like(mod))
+            return w[prep.labels] * mod * nll
+        lp = prep.log_probs
+        mod = _pow_linear(-torch.expm1(lp), gamma)
+        if not symmetric:
+            mod = torch.cat([mod[:, :1], torch.ones_like(mod[:, 1:])], 1)
+        shape = (1, -1) + (1,) * len(prep.spatial_shape)
+        return -(w.view(shape) * mod * prep.dense * lp).sum(1)
+    # binary / multilabel: per channel, background 1 - p and foreground p
+    g, lp, lq = prep.dense, prep.log_probs, prep.log_probs_neg
+    fg = delta * -(g * lp)
+    if symmetric:
+        fg = fg * _pow_linear(torch.exp(lq), gamma)  # (1 - p)^gamma
+    bg = (1.0 - delta) * _pow_linear(torch.exp(lp), gamma) * -((1.0 - g) * lq)  # (1 - (1 - p))^gamma
+    return (fg + bg).mean(1)
+
+
+def _unified_focal_tversky(
+    prep: Prepared, delta: float, gamma: float, symmetric: bool, smooth: float, batch: bool, include_background: bool,
+    ddp: bool = False,
+) -> Tensor:
+    """Per-sample modified focal Tversky term ``(N,)`` (``(1,)`` with ``batch``): the mean over the
+    classes of ``1 - mTI`` (background) and ``(1 - mTI)^(1 - gamma)`` (foreground)."""
+    st = soft_stats(prep, batch=False)
+    n = prep.n_valid(batch=False).to(st.tp.dtype).unsqueeze(1)
+    tp, sum_p, sum_g, n = batch_sum((st.tp, st.sum_p, st.sum_g, n), batch=batch, ddp=ddp)
+    st = SoftStats(tp, sum_p, sum_g)
+    ti = lambda tp, fp, fn: (tp + smooth) / (tp + delta * fn + (1.0 - delta) * fp + smooth).clamp_min(1e-12)  # noqa: E731
+    if prep.mode == "multiclass":
+        err = (1.0 - ti(st.tp, st.fp, st.fn)).clamp_min(0)
+        fore = _pow_linear(err, 1.0 - gamma)
+        back = fore[:, :1] if symmetric else err[:, :1]
+        per_class = torch.cat([back, fore[:, 1:]], 1)
+        return keep_classes(per_class, prep, include_background).mean(1)
+    tn = (n - st.sum_p - st.sum_g + st.tp).clamp_min(0)
+    fore = _pow_linear((1.0 - ti(st.tp, st.fp, st.fn)).clamp_min(0), 1.0 - gamma)
+    back_err = (1.0 - ti(tn, st.fn, st.fp)).clamp_min(0)  # the background's fp are the fn of the foreground
+    back = _pow_linear(back_err, 1.0 - gamma) if symmetric else back_err
+    return (0.5 * (fore + back)).mean(1)
+
+
+@register_loss(
+    "unified_focal",
+    category="compound",
+    paper="Yeung et al. 2022 (Comput. Med. Imaging Graph. 95) arXiv:2102.04525 (doi:10.1016/j.compmedimag.2021.102026)",
+    formula="lambda L_mF + (1 - lambda) L_mFT; asymmetric: focal suppression of the background only, enhancement of the foreground only",
+)
+def unified_focal_loss(
+    prep: Prepared,
+    *,
+    weight: float = 0.5,
+    delta: float = 0.6,
+    gamma: float = 0.5,
+    variant: str = "asymmetric",
+    smooth: float = 1e-5,
+    batch: bool = False,
+    include_background: bool = True,
+    reduction: str = "mean",
+    ddp: bool = False,
+) -> Tensor:
+    r"""Unified focal loss (asymmetric by default, or symmetric).
+
+    .. math:: L_{UF} = \lambda\, L_{mF} + (1 - \lambda)\, L_{mFT}
+
+    **Modified focal loss** (mean over the voxels of the per-voxel sum over classes):
+
+    .. math:: L_{maF} = \frac{1}{|\Omega|}\sum_i \Big[(1-\delta)(1 - p_{i0})^\gamma (-g_{i0}\log p_{i0})
+              + \delta \sum_{c \ge 1} (-g_{ic} \log p_{ic})\Big]
+
+    (asymmetric: only the background, class 0, is focally suppressed; symmetric: every class gets
+    the factor :math:`(1 - p_{ic})^\gamma`).
+
+    **Modified focal Tversky loss** (mean over classes), with
+    :math:`mTI_c = (tp_c + s)/(tp_c + \delta fn_c + (1-\delta) fp_c + s)`:
+
+    .. math:: L_{maFT} = \frac{1}{C}\Big[(1 - mTI_0) + \sum_{c \ge 1} (1 - mTI_c)^{1-\gamma}\Big]
+
+    (asymmetric: only the foreground classes are enhanced; symmetric: every class gets the
+    exponent :math:`1 - \gamma`). Multiclass: class 0 is the background and every other class a
+    rare (foreground) class -- the paper's multi-class form. Binary / multilabel: each sigmoid
+    channel is a two-class problem (background ``1 - p``, foreground ``p``), averaged over the
+    channels. ``include_background=False`` (multiclass) drops the background's terms.
+
+    Reference: Yeung, Sala, Schönlieb & Rundo, "Unified Focal loss: Generalising Dice and cross
+    entropy-based losses to handle class imbalanced medical image segmentation", Computerized
+    Medical Imaging and Graphics 95 (2022) 102026, arXiv:2102.04525.
+
+    Defaults: the paper's ``weight`` :math:`\lambda = 0.5`, ``delta=0.6``, ``gamma=0.5`` (the
+    authors' code); ``smooth=1e-5`` (their code: 1e-6 / 1e-7).
+
+    Conventions of other libraries: MONAI ``AsymmetricUnifiedFocalLoss`` is binary only, takes
+    probabilities (no activation despite its docstring), clips them to ``[1e-7, 1 - 1e-7]``,
+    defaults to ``delta=0.7``, and averages its focal term over the two classes instead of
+    summing them: with the same arguments, ``unified_focal(weight=1) = 2 x``
+    ``AsymmetricFocalLoss`` and ``unified_focal(weight=0) = AsymmetricFocalTverskyLoss`` (tested).
+    Here the logs come from the logits (no clipping) and the exponents below 1 have a finite slope
+    at 0 (linear below 1e-6).
+
+    Empty ground truth: a class absent from a sample has :math:`mTI = s / (s + (1-\delta) fp)`:
+    0 error when nothing is predicted for it, an error close to 1 otherwise; the focal term is
+    per voxel and always defined.
+
+    ``reduction="none"`` returns the per-sample losses ``(N,)`` (``(1,)`` with ``batch=True``).
+    ``ddp=True`` with ``batch=True``: both terms pool the global batch of DistributedDataParallel
+    (:mod:`seglosses._ddp`).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from seglosses.functional import unified_focal_loss
+    >>> probs = torch.tensor([[[0.5, 0.5]]])     # binary, 2 voxels; target (1, 0)
+    >>> target = torch.tensor([[1, 0]])
+    >>> # Tversky: tp = fp = fn = tn = 0.5, mTI = 0.5 for both classes: (0.5 + 0.5^0.5) / 2
+    >>> round(float(unified_focal_loss(probs, target, from_logits=False, weight=0.0, smooth=0.0)), 4)
+    0.6036
+    >>> # focal: (0.6 log 2 + 0.4 * 0.5^0.5 log 2) / 2 voxels
+    >>> round(float(unified_focal_loss(probs, target, from_logits=False, weight=1.0)), 4)
+    0.306
+    """
+    from .._checks import check_choice
+
+    check_choice("variant", variant, ("asymmetric", "symmetric"))
+    check_fraction("weight", weight)
+    check_fraction("delta", delta)
+    _check_gamma_below_one(gamma)
+    check_positive("smooth", smooth, allow_zero=True)
+    symmetric = variant == "symmetric"
+    focal = _per_row_mean(_unified_focal_ce(prep, delta, gamma, symmetric, include_background), prep, batch, 1, ddp)
+    tversky = _unified_focal_tversky(prep, delta, gamma, symmetric, smooth, batch, include_background, ddp)
+    return reduce_loss(weight * focal + (1.0 - weight) * tversky, reduction)
 
 
 # ----------------------------------------------------------------------------- named weighted sums
@@ -437,4 +606,10 @@ register_compound(
     paper="Karimi & Salcudean 2020 doi:10.1109/TMI.2019.2930068; Ma et al. 2021 sec. 3.2",
     formula="alpha L_dice + L_HD, alpha = mean HD term / mean Dice term (no gradient)",
     schedule_factory=_hausdorff_balancing,
+)
+register_compound(
+    "dice_cldice",
+    "0.5*dice+0.5*cldice",
+    paper="Shit et al. 2021 (CVPR) arXiv:2003.07311, eq. 3 with alpha = 0.5",
+    formula="(1 - alpha) L_dice + alpha L_cldice, alpha = 0.5",
 )

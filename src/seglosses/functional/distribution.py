@@ -8,7 +8,8 @@ mode; g the target (label map or one-hot / soft); the sums run over the voxels t
 ``ignore_index``. All sums are float32 whatever the input dtype.
 
 ``reduction="none"`` returns the per-voxel loss: ``(N, *spatial)`` in multiclass mode,
-``(N, C, *spatial)`` in binary / multilabel mode (ignored voxels hold 0). ``topk`` returns the
+``(N, C, *spatial)`` in binary / multilabel mode (ignored voxels hold 0; ``(N, C - 1, *spatial)``
+for ``focal`` with ``include_background=False`` in multilabel mode). ``topk`` returns the
 selected voxels' losses (1-D).
 """
 
@@ -21,7 +22,7 @@ from torch import Tensor
 
 from .._checks import check_choice, check_positive
 from .._contract import Prepared
-from .._reduce import class_weight_tensor, reduce_loss
+from .._reduce import background_dropped, class_weight_tensor, keep_classes, reduce_loss
 from .._stats import class_sum, neg_log_true_class, true_class
 from ..registry import register_loss
 from ._maps import Spacing, _elem_weights, _given_map, _maps, _target_masks
@@ -35,6 +36,7 @@ __all__ = [
     "topk_loss",
     "topk_threshold_loss",
     "focal_loss",
+    "sigmoid_focal_loss",
     "dpce_loss",
     "cmss_loss",
     "voxel_ce",
@@ -99,7 +101,9 @@ def _times(a: Optional[Tensor], b: Optional[Tensor]) -> Optional[Tensor]:
     formula="-mean_i sum_c g_ic log p_ic (weighted mean with class_weights)",
     class_name="CELoss",
 )
-def ce_loss(prep: Prepared, *, class_weights: Weights = None, reduction: str = "mean") -> Tensor:
+def ce_loss(
+    prep: Prepared, *, class_weights: Weights = None, label_smoothing: float = 0.0, reduction: str = "mean"
+) -> Tensor:
     r"""Cross entropy.
 
     .. math:: L_{CE} = -\frac{1}{\sum_i w_i} \sum_i w_i \sum_c g_{ic} \log p_{ic}
@@ -110,9 +114,18 @@ def ce_loss(prep: Prepared, *, class_weights: Weights = None, reduction: str = "
     Multilabel: BCE per channel, averaged over channels and voxels; ``class_weights`` holds one
     weight per channel. Soft targets give ``-sum_c g_c log p_c``.
 
+    ``label_smoothing=e`` (Szegedy et al. 2016, arXiv:1512.00567) replaces the target by
+    ``(1 - e) g + e / C`` in multiclass mode -- PyTorch's ``F.cross_entropy(label_smoothing=e)``,
+    class weights and ``ignore_index`` included, and smp's ``SoftCrossEntropyLoss(smooth_factor=e)``
+    -- and by ``(1 - e) g + e (1 - g)`` in binary / multilabel mode (smp's
+    ``SoftBCEWithLogitsLoss(smooth_factor=e)``).
+
+    ``reduction="none"``: ``(N, *spatial)`` multiclass, ``(N, C, *spatial)`` binary / multilabel
+    (weighted by the voxel's class weight; ignored voxels hold 0).
+
     Reference: Ma et al. 2021, eq. (1), doi:10.1016/j.media.2021.102035.
 
-    Defaults: unweighted (``class_weights=None``), as in Ma et al.'s CE baseline.
+    Defaults: unweighted (``class_weights=None``), as in Ma et al.'s CE baseline; no smoothing.
     Empty ground truth: well defined (every voxel has a class); a batch where every voxel is
     ``ignore_index`` gives 0 with zero gradient.
 
@@ -124,10 +137,33 @@ def ce_loss(prep: Prepared, *, class_weights: Weights = None, reduction: str = "
     >>> round(float(ce_loss(logits, torch.tensor([[1]]))), 4)   # -log 0.5
     0.6931
     """
-    elem = voxel_ce(prep)
+    if not (isinstance(label_smoothing, (int, float)) and 0.0 <= label_smoothing <= 1.0):
+        raise ValueError(f"label_smoothing: expected a number in [0, 1], got {label_smoothing!r}")
+    eps = float(label_smoothing)
+    if eps and prep.mode != "multiclass":  # smp's SoftBCE: g -> (1 - e) g + e (1 - g)
+        g = prep.dense
+        gs = g * (1.0 - 2.0 * eps) + eps
+        elem = -(gs * prep.log_probs + (1.0 - gs) * prep.log_probs_neg)
+    else:
+        elem = voxel_ce(prep)
     w = class_weight_tensor(class_weights, _n_weights(prep), elem.device)
     cw = None if w is None else _voxel_class_weights(prep, w, elem)
-    return reduce_loss(elem, reduction, _times(_valid_weights(prep, elem), cw))
+    valid = _valid_weights(prep, elem)
+    if not eps or prep.mode != "multiclass":
+        return reduce_loss(elem, reduction, _times(valid, cw))
+    # PyTorch's label smoothing: (1 - e) w_y nll + (e / C) sum_c w_c (-log p_c), divided by sum w_y
+    neg_lp = -prep.log_probs
+    c = prep.num_classes
+    if w is None:
+        elem = (1.0 - eps) * elem + eps * neg_lp.mean(1)
+        return reduce_loss(elem, reduction, valid)
+    num = (1.0 - eps) * cw * elem + (eps / c) * torch.einsum("nc...,c->n...", neg_lp, w.to(neg_lp.dtype))
+    den = cw
+    if valid is not None:
+        num, den = num * valid, den * valid
+    if reduction == "mean":
+        return num.sum() / den.sum().clamp_min(1e-12)
+    return reduce_loss(num, reduction)
 
 
 def _inverse_frequency(prep: Prepared) -> Tensor:
@@ -169,6 +205,9 @@ def wce_loss(prep: Prepared, *, class_weights: Union[str, Weights] = "inverse_fr
 
     Reference: Ma et al. 2021, eq. (2), doi:10.1016/j.media.2021.102035.
 
+    ``reduction="none"``: the per-voxel elements times their class weight, ``(N, *spatial)`` multiclass,
+    ``(N, C, *spatial)`` binary / multilabel (ignored voxels hold 0).
+
     Empty ground truth: absent classes get weight 0 (they have no voxels); a batch of one class
     reduces to plain CE.
 
@@ -207,6 +246,9 @@ def balanced_ce_loss(prep: Prepared, *, reduction: str = "mean") -> Tensor:
     mean, as in the binary formula).
 
     Reference: Xie & Tu, "Holistically-nested edge detection", ICCV 2015, arXiv:1504.06375.
+
+    ``reduction="none"``: the weighted elements, ``(N, *spatial)`` multiclass,
+    ``(N, C, *spatial)`` binary / multilabel (ignored voxels hold 0).
 
     No hyper-parameter. Empty ground truth: beta = 1, so only the (empty) positive term is
     weighted and the loss is 0: an image without foreground gives no gradient. Use it with a
@@ -253,6 +295,8 @@ def weighted_bce_loss(prep: Prepared, *, beta: Optional[float] = None, reduction
     weighting use ``wce``).
 
     Reference: Jadon 2020, sec. II-B, doi:10.1109/CIBCB48159.2020.9277638.
+
+    ``reduction="none"``: the elements ``(N, C, *spatial)`` (ignored voxels hold 0).
 
     Empty ground truth: with ``beta=None`` and no positive voxel, beta is taken as 1 (plain BCE).
 
@@ -407,6 +451,8 @@ def topk_threshold_loss(prep: Prepared, *, threshold: float = 0.5, reduction: st
 
     Defaults: ``threshold=0.5``, the middle of the range Ma et al. compared.
     When no voxel qualifies (every voxel already confident), the loss is 0 with zero gradient.
+    ``reduction="none"``: the per-voxel CE times the selection mask, ``(N, *spatial)`` multiclass,
+    ``(N, C, *spatial)`` binary / multilabel.
     """
     check_positive("threshold", threshold)
     if threshold > 1:
@@ -428,6 +474,9 @@ def focal_loss(
     *,
     gamma: float = 2.0,
     alpha: Union[None, float, Sequence[float]] = None,
+    alpha_foreground: bool = False,
+    include_background: bool = True,
+    class_weights: Weights = None,
     reduction: str = "mean",
 ) -> Tensor:
     r"""Focal loss.
@@ -439,14 +488,28 @@ def focal_loss(
 
     ``alpha``: ``None`` (no weighting); a sequence of one weight per class (multiclass) or per
     channel (multilabel); in binary / multilabel mode a float is the foreground weight and
-    ``1 - alpha`` the background weight (Lin et al.'s alpha_t).
+    ``1 - alpha`` the background weight (Lin et al.'s alpha_t). In multiclass mode a float needs
+    ``alpha_foreground=True``: class 0 then gets ``1 - alpha`` and every other class ``alpha``
+    (MONAI's ``FocalLoss(use_softmax=True, alpha=a)``). ``alpha`` multiplies the elements (the
+    mean still divides by the number of elements, as in Lin et al.).
+
+    ``class_weights``: one weight per class (multiclass; binary: ``[negative, positive]``) or per
+    channel (multilabel), a *weighted mean* ``sum w v / sum w`` like ``ce`` (so only their ratios
+    matter; smp's ``FocalLoss(class_weights=...)``). ``include_background=False`` drops the
+    background: channel 0 in multilabel mode (MONAI's ``FocalLoss(include_background=False)``;
+    an error in binary mode), the voxels of class 0 in multiclass mode (class weight 0).
+
+    ``reduction="none"``: ``(N, *spatial)`` multiclass, ``(N, C_kept, *spatial)`` binary /
+    multilabel, weighted by ``class_weights`` where given.
 
     Reference: Lin et al. 2017, "Focal loss for dense object detection", arXiv:1708.02002;
     Ma et al. 2021 eq. (5).
 
     Defaults: ``gamma=2`` (best in Lin et al.), ``alpha=None`` (Ma et al. eq. 5 has no alpha).
     Convention difference: MONAI's ``FocalLoss(use_softmax=True)`` averages over classes too, so
-    its value is ours divided by C; ours is a mean over voxels, like ``ce``.
+    its value is ours divided by C; ours is a mean over voxels, like ``ce``. MONAI's default
+    ``FocalLoss()`` (sigmoid per channel) is ``focal`` in multilabel mode, and smp's
+    ``FocalLoss(mode="multiclass")`` (sigmoid, one class against the rest) is ``sigmoid_focal``.
 
     Empty ground truth: well defined; an all-ignored batch gives 0 with zero gradient.
 
@@ -472,14 +535,17 @@ def focal_loss(
         p_t = p * g + (1.0 - p) * (1.0 - g)
         elem = ce_elem if not gamma else (1.0 - p_t).clamp_min(eps).pow(gamma) * ce_elem
     if alpha is not None:
-        if isinstance(alpha, (int, float)):
-            if prep.mode == "multiclass":
+        if isinstance(alpha, (int, float)) and not 0 <= alpha <= 1:
+            raise ValueError(f"alpha: expected a float in [0, 1], got {alpha!r}")
+        if isinstance(alpha, (int, float)) and prep.mode == "multiclass":
+            if not alpha_foreground:
                 raise ValueError(
-                    f"alpha: a float foreground weight applies to binary/multilabel mode; "
-                    f"multiclass needs one weight per class ({prep.num_classes}), got {alpha!r}"
+                    f"alpha: a float foreground weight needs alpha_foreground=True in multiclass mode "
+                    f"(class 0 gets 1 - alpha, the others alpha, as MONAI's FocalLoss(use_softmax=True)); "
+                    f"or give one weight per class ({prep.num_classes}), got {alpha!r}"
                 )
-            if not 0 <= alpha <= 1:
-                raise ValueError(f"alpha: expected a float in [0, 1], got {alpha!r}")
+            alpha = [1.0 - alpha] + [float(alpha)] * (prep.num_classes - 1)
+        if isinstance(alpha, (int, float)):
             g = prep.dense
             elem = elem * (alpha * g + (1 - alpha) * (1.0 - g))
         else:
@@ -488,7 +554,72 @@ def focal_loss(
                 elem = elem * _voxel_class_weights(prep, w, elem)
             else:
                 elem = elem * w.view((1, -1) + (1,) * (elem.ndim - 2))
-    return reduce_loss(elem, reduction, _valid_weights(prep, elem))
+    weights = _valid_weights(prep, elem)
+    cw = class_weight_tensor(class_weights, _n_weights(prep), elem.device)
+    if prep.mode == "multiclass":
+        if background_dropped(prep, include_background):
+            cw = torch.ones(prep.num_classes, device=elem.device) if cw is None else cw.clone()
+            cw[0] = 0.0
+        if cw is not None:
+            weights = _times(weights, _voxel_class_weights(prep, cw, elem))
+        return reduce_loss(elem, reduction, weights)
+    if cw is not None:
+        weights = _times(weights, _voxel_class_weights(prep, cw, elem).expand_as(elem))
+    if background_dropped(prep, include_background):
+        elem = keep_classes(elem, prep, include_background)
+        if weights is not None:
+            weights = keep_classes(weights.expand(prep.logits.shape), prep, include_background)
+    return reduce_loss(elem, reduction, weights)
+
+
+@register_loss(
+    "sigmoid_focal",
+    category="distribution",
+    paper="Lin et al. 2017 arXiv:1708.02002 (sigmoid form, sec. 3.1); smp FocalLoss(mode='multiclass')",
+    formula="focal loss of one sigmoid per class against the rest, mean over (voxel, class) elements",
+    one_vs_rest=True,
+)
+def sigmoid_focal_loss(
+    prep: Prepared,
+    *,
+    gamma: float = 2.0,
+    alpha: Union[None, float, Sequence[float]] = None,
+    include_background: bool = True,
+    class_weights: Weights = None,
+    reduction: str = "mean",
+) -> Tensor:
+    r"""One-vs-rest sigmoid focal loss.
+
+    .. math:: L = -\mathrm{mean}_{i, c}\, \alpha_t (1 - p_{t,ic})^\gamma \log p_{t,ic},
+              \quad p_{ic} = \sigma(z_{ic})
+
+    Each class is a binary problem against the rest: a sigmoid per channel on the logits, the
+    target of channel c is ``[label == c]`` (a multiclass label map or one-hot target becomes one
+    binary channel per class), and :func:`focal_loss` is applied in multilabel mode. This is the
+    sigmoid focal loss of Lin et al. (their detector's form) and segmentation_models_pytorch's
+    ``FocalLoss(mode="multiclass")`` (its ``alpha`` and ``class_weights`` included); in binary and
+    multilabel mode it equals ``focal``.
+
+    Reference: Lin et al. 2017, "Focal loss for dense object detection", arXiv:1708.02002.
+
+    Defaults: ``gamma=2`` (Lin et al.), ``alpha=None``, ``include_background=True`` (smp's
+    convention; ``False`` drops channel 0). ``class_weights``: weighted mean over the channels.
+    ``reduction="none"``: ``(N, C_kept, *spatial)``.
+
+    Empty ground truth: well defined (every channel is a binary problem on every voxel).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from seglosses.functional import sigmoid_focal_loss
+    >>> logits = torch.zeros(1, 2, 1)                 # p = 0.5 per channel: (0.5)^2 * log 2
+    >>> round(float(sigmoid_focal_loss(logits, torch.tensor([[0]]))), 4)
+    0.1733
+    """
+    return focal_loss.core(
+        prep.one_vs_rest(), gamma=gamma, alpha=alpha, include_background=include_background,
+        class_weights=class_weights, reduction=reduction,
+    )
 
 
 # ----------------------------------------------------------------------------- distance-map penalized CE
@@ -519,6 +650,8 @@ def dpce_loss(
     The ``1 +`` keeps the plain cross entropy as a floor, so the weighting never vanishes.
 
     ``distance_map``: the precomputed ``penalty_map`` ``(N, C, *spatial)`` (same ``spacing``).
+    ``reduction="none"``: the weighted per-voxel elements, ``(N, *spatial)`` multiclass,
+    ``(N, C, *spatial)`` binary / multilabel (ignored voxels hold 0).
 
     Reference: Caliva et al., "Distance map loss penalty term for semantic segmentation", MIDL
     2019, arXiv:1908.03679; Ma et al. 2021 eq. (6), doi:10.1016/j.media.2021.102035.

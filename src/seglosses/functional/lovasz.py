@@ -42,7 +42,7 @@ from .._contract import Prepared
 from .._reduce import class_weight_tensor, keep_classes, reduce_loss
 from ..registry import register_loss
 
-__all__ = ["lovasz_loss", "lovasz_gradient_sorted"]
+__all__ = ["lovasz_loss", "lovasz_gradient_sorted", "lovasz_hinge_loss"]
 
 Weights = Union[None, Sequence[float], Tensor]
 
@@ -226,7 +226,7 @@ def lovasz_loss(
     default, so a class absent from the target does not count), ``per_image=False``.
     ``"all"`` averages every class; an absent class then contributes its largest error
     (:math:`\Delta_J` jumps to 1 at the first false positive). ``include_background=False``
-    drops class 0 (multiclass); ``class_weights``: weighted mean over classes.
+    drops channel 0 (multiclass and multilabel; an error in binary mode); ``class_weights``: weighted mean over classes.
 
     Conventions of other libraries: kornia's ``lovasz_softmax_loss`` is this loss with
     ``per_image=True, classes="all"`` (and multiplies, not normalises, by its ``weight``);
@@ -311,3 +311,90 @@ def _class_rows(values: Tensor, lab: Tensor, c: int, dims) -> Tensor:
     n = values.shape[0]
     out = torch.zeros(n, c, device=values.device, dtype=values.dtype).scatter_add_(1, lab.view(n, -1), values.view(n, -1))
     return out if dims == (2,) else out.sum(0)
+
+
+# ----------------------------------------------------------------------------- Lovász hinge
+
+@register_loss(
+    "lovasz_hinge",
+    category="region",
+    paper="Berman et al. 2018 arXiv:1705.08790 (doi:10.1109/CVPR.2018.00464), eq. 9-10",
+    formula="sum_i relu(m)(pi_i) * grad J(i), hinge errors m_i = 1 - z_i (2 g_i - 1) sorted descending",
+    modes=("binary", "multilabel"),
+)
+def lovasz_hinge_loss(
+    prep: Prepared,
+    *,
+    per_image: bool = True,
+    reduction: str = "mean",
+) -> Tensor:
+    r"""Binary Lovász hinge loss: the Lovász extension of the Jaccard loss at the hinge errors.
+
+    .. math:: m_i = \max(0,\ 1 - z_i\,(2 g_i - 1)),\qquad
+              L = \sum_i m_{\pi_i}\,\big(\Delta_J(\{\pi_1..\pi_i\}) - \Delta_J(\{\pi_1..\pi_{i-1}\})\big)
+
+    with :math:`z` the logit of the foreground, :math:`\pi` the order of decreasing errors and
+    :math:`\Delta_J` the Jaccard loss of the foreground (as in :func:`lovasz_loss`, whose sorting
+    and closed-form Lovász gradient it shares). Per image (``per_image=True``, Berman's and
+    kornia's default for the hinge) then averaged over the images, or once over the whole batch.
+    Binary mode; in multilabel mode every channel is its own binary problem (averaged).
+
+    The loss works on the **logits** (margins), not on probabilities: with ``from_logits=False``
+    the input probabilities are turned back into logits (``logit(p)``, clamped at 1e-6).
+
+    Reference: Berman, Rannen Triki & Blaschko 2018, "The Lovász-softmax loss: a tractable
+    surrogate for the optimization of the intersection-over-union measure in neural networks",
+    CVPR, arXiv:1705.08790, eqs. (9)-(10).
+
+    Conventions of other libraries: kornia ``lovasz_hinge_loss(pred (B, 1, H, W), target)`` is
+    this loss with ``per_image=True`` (tested; kornia is 2-D only, without ``ignore_index``).
+
+    Empty ground truth: an image without foreground has :math:`\Delta_J = 1` from its first false
+    positive on, so its loss is the largest hinge error (0 when every logit is at most -1).
+    Ignored voxels have error 0 and do not count. ``reduction="none"`` returns the
+    per-(image, channel) losses ``(N, C)`` (``(1, C)`` with ``per_image=False``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from seglosses.functional import lovasz_hinge_loss
+    >>> logits = torch.tensor([[[2.0, 0.5, -3.0]]])   # hinge errors: 0 (fg), 1.5 (bg), 0 (bg)
+    >>> target = torch.tensor([[1, 0, 0]])
+    >>> # sorted: 1.5 (bg) first: Jaccard loss 1 - 1/2 -> 1.5 * 0.5
+    >>> round(float(lovasz_hinge_loss(logits, target)), 4)
+    0.75
+    """
+    check_reduction(reduction)
+    n, c = prep.batch_size, prep.num_classes
+    z = prep.logits.to(prep.dtype)
+    if not prep.from_logits:
+        z = torch.logit(z, eps=1e-6)
+    z = z.reshape(n, c, -1)
+    s = z.shape[2]
+    g = prep.dense.reshape(n, c, s).to(z.dtype)
+    valid = None if prep.valid is None else prep.valid.reshape(n, 1, s).to(z.dtype)
+    soft = not bool(((g == 0) | (g == 1)).all())
+    e = torch.relu(1.0 - z * (2.0 * g - 1.0))
+    if valid is not None:
+        e, g = e * valid, g * valid
+    length = s if per_image else n * s
+    if soft:
+        acc = torch.float64 if (length > 2**24 or z.dtype == torch.float64) else torch.float32
+        d, _ = _weights_soft_unbounded(e, g, n, c, s, per_image, acc)
+    else:
+        fast = z.dtype == torch.float32 and length < 2**31 and z.device.type == "cpu" and sys.byteorder == "little"
+        bg = (1.0 - g).to(torch.int64 if z.dtype == torch.float64 else torch.int32)
+        d, _ = (_weights_packed if fast else _weights_indexed)(_key_high(e, bg), n, c, s, per_image)
+    dims = (2,) if per_image else (0, 2)
+    loss = (e * d.to(e.dtype)).sum(dims).view(-1, c)
+    return reduce_loss(loss, reduction)
+
+
+def _weights_soft_unbounded(e: Tensor, g: Tensor, n: int, c: int, s: int, per_image: bool, acc: torch.dtype):
+    """As :func:`_weights_soft` for errors in [0, inf) (hinge errors): a float sort, descending."""
+    _, idx = torch.sort(_rows(e.detach(), n, c, s, per_image), dim=1, descending=True, stable=True)
+    g_sorted = _rows(g, n, c, s, per_image).gather(1, idx).to(acc)
+    total = g_sorted.sum(1, keepdim=True)
+    d = lovasz_gradient_sorted(g_sorted, total)
+    out = torch.empty(idx.shape, dtype=e.dtype, device=e.device).scatter_(1, idx, d.to(e.dtype))
+    return _unrows(out, n, c, s, per_image), total.squeeze(1).to(e.dtype)

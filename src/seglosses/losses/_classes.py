@@ -33,7 +33,8 @@ class AsymmetricSimilarityLoss(SegLoss, registered_as='asym'):
     for highly-imbalanced medical image segmentation: application to multiple sclerosis lesion
     detection", IEEE Access 7, doi:10.1109/ACCESS.2018.2886371; Ma et al. 2021 eq. (17).
 
-    Defaults: ``beta=1.5``, recommended by Hashemi et al.
+    Defaults: ``beta=1.5``, recommended by Hashemi et al.; ``smooth_nr`` / ``smooth_dr`` default
+    to ``smooth``. ``reduction="none"``: ``(N, C_kept)`` (``(1, C_kept)`` with ``batch``).
 
     Empty ground truth: as :func:`tversky_loss`.
 
@@ -46,7 +47,10 @@ class AsymmetricSimilarityLoss(SegLoss, registered_as='asym'):
         *,
         beta=1.5,
         smooth=1e-05,
+        smooth_nr=None,
+        smooth_dr=None,
         batch=False,
+        ddp=False,
         include_background=True,
         class_weights=None,
         reduction='mean',
@@ -57,7 +61,10 @@ class AsymmetricSimilarityLoss(SegLoss, registered_as='asym'):
         super().__init__(
             beta=beta,
             smooth=smooth,
+            smooth_nr=smooth_nr,
+            smooth_dr=smooth_dr,
             batch=batch,
+            ddp=ddp,
             include_background=include_background,
             class_weights=class_weights,
             reduction=reduction,
@@ -83,6 +90,9 @@ class BalancedCELoss(SegLoss, registered_as='balanced_ce'):
     mean, as in the binary formula).
 
     Reference: Xie & Tu, "Holistically-nested edge detection", ICCV 2015, arXiv:1504.06375.
+
+    ``reduction="none"``: the weighted elements, ``(N, *spatial)`` multiclass,
+    ``(N, C, *spatial)`` binary / multilabel (ignored voxels hold 0).
 
     No hyper-parameter. Empty ground truth: beta = 1, so only the (empty) positive term is
     weighted and the loss is 0: an image without foreground gives no gradient. Use it with a
@@ -129,8 +139,10 @@ class BoundaryLoss(SegLoss, registered_as='boundary'):
     Medical Image Analysis 67 (2021) 101851, doi:10.1016/j.media.2020.101851; Ma et al. 2021
     eq. (20), doi:10.1016/j.media.2021.102035.
 
-    Defaults: ``include_background=False`` (Kervadec supervises the foreground classes only;
-    the background's map would mirror them), ``spacing=None`` (voxel units; the ``- 1`` stays in
+    Defaults: ``include_background=None``: channel 0 dropped when C > 1 (Kervadec supervises the
+    foreground classes only; the background's map would mirror them), the single channel kept in
+    binary mode (see the module docstring). ``reduction="none"``: ``(N, C_kept, *spatial)``.
+    ``spacing=None`` (voxel units; the ``- 1`` stays in
     voxel units whatever the spacing, as in Kervadec's code).
 
     Empty ground truth: a class absent from a sample (or filling it) has an all-zero map and
@@ -144,7 +156,7 @@ class BoundaryLoss(SegLoss, registered_as='boundary'):
     def __init__(
         self,
         *,
-        include_background=False,
+        include_background=None,
         spacing=None,
         reduction='mean',
         mode=None,
@@ -155,6 +167,71 @@ class BoundaryLoss(SegLoss, registered_as='boundary'):
             include_background=include_background,
             spacing=spacing,
             reduction=reduction,
+            mode=mode,
+            from_logits=from_logits,
+            ignore_index=ignore_index,
+        )
+
+
+class BoundaryDoULoss(SegLoss, registered_as='boundary_dou'):
+    r"""Module form of :func:`seglosses.functional.boundary_dou_loss` (registered as ``'boundary_dou'``).
+
+    Boundary difference over union (Boundary DoU) loss.
+
+    .. math:: L_{BDoU} = \frac{G \cup P - G \cap P}{G \cup P - \alpha\, G \cap P}
+              = \frac{\sum_i (p_i - g_i)^2}{\sum_i p_i^2 + \sum_i g_i^2 - (1 + \alpha) \sum_i p_i g_i + s},
+              \qquad \alpha = \min\Big(1 - \frac{2C}{S},\ \alpha_{max}\Big)
+
+    per (sample, class) -- or per class over the batch with ``batch=True`` (``ddp=True``: of the
+    global DistributedDataParallel batch) -- averaged over the kept classes and samples
+    (``reduction="none"``: ``(N, C_kept)``, ``(1, C_kept)`` with ``batch``). In the soft form
+    (the authors' code) union and intersection are
+    :math:`\sum p^2 + \sum g^2 - \sum pg` and :math:`\sum pg`. :math:`S` is the number of voxels of
+    the target class and :math:`C` the number of its boundary voxels (voxels with a face neighbour
+    outside the class, the image border included; :func:`face_boundary_count`). A large object
+    (``C << S``) has :math:`\alpha` near 1 and the loss concentrates on the boundary; a thin one has
+    a small (even negative) :math:`\alpha` and the loss approaches ``1 - IoU``. :math:`\alpha` is a
+    constant of the target (no gradient).
+
+    Reference: Sun, Chen, Zhou et al., "Boundary Difference Over Union Loss For Medical Image
+    Segmentation", MICCAI 2023, arXiv:2308.00220.
+
+    Defaults: ``alpha_max=0.8`` (the authors' code truncates :math:`\alpha` at 0.8, "better on some
+    datasets"; ``alpha_max=1`` is the paper's formula), ``smooth=1e-5``, ``batch=False`` (the
+    authors' code pools the batch: ``batch=True``).
+
+    Difference from the authors' code: it adds ``smooth`` to the numerator too, so that a class
+    absent from the target scores 1 whatever the prediction, with zero gradient. Here the
+    numerator is the plain squared error.
+
+    Empty ground truth: :math:`S = 0`, :math:`\alpha = \alpha_{max}` is irrelevant
+    (:math:`\sum pg = 0`): the loss is :math:`\sum p^2 / (\sum p^2 + s)`, 0 when nothing is
+    predicted for the class, close to 1 otherwise.
+
+    Examples: see :func:`seglosses.functional.boundary_dou_loss`;
+    ``BoundaryDoULoss(**options)(logits, target)`` equals ``boundary_dou_loss(logits, target, **options)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        alpha_max=0.8,
+        smooth=1e-05,
+        batch=False,
+        include_background=True,
+        reduction='mean',
+        ddp=False,
+        mode=None,
+        from_logits=True,
+        ignore_index=None,
+    ):
+        super().__init__(
+            alpha_max=alpha_max,
+            smooth=smooth,
+            batch=batch,
+            include_background=include_background,
+            reduction=reduction,
+            ddp=ddp,
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
@@ -174,9 +251,18 @@ class CELoss(SegLoss, registered_as='ce'):
     Multilabel: BCE per channel, averaged over channels and voxels; ``class_weights`` holds one
     weight per channel. Soft targets give ``-sum_c g_c log p_c``.
 
+    ``label_smoothing=e`` (Szegedy et al. 2016, arXiv:1512.00567) replaces the target by
+    ``(1 - e) g + e / C`` in multiclass mode -- PyTorch's ``F.cross_entropy(label_smoothing=e)``,
+    class weights and ``ignore_index`` included, and smp's ``SoftCrossEntropyLoss(smooth_factor=e)``
+    -- and by ``(1 - e) g + e (1 - g)`` in binary / multilabel mode (smp's
+    ``SoftBCEWithLogitsLoss(smooth_factor=e)``).
+
+    ``reduction="none"``: ``(N, *spatial)`` multiclass, ``(N, C, *spatial)`` binary / multilabel
+    (weighted by the voxel's class weight; ignored voxels hold 0).
+
     Reference: Ma et al. 2021, eq. (1), doi:10.1016/j.media.2021.102035.
 
-    Defaults: unweighted (``class_weights=None``), as in Ma et al.'s CE baseline.
+    Defaults: unweighted (``class_weights=None``), as in Ma et al.'s CE baseline; no smoothing.
     Empty ground truth: well defined (every voxel has a class); a batch where every voxel is
     ``ignore_index`` gives 0 with zero gradient.
 
@@ -188,6 +274,7 @@ class CELoss(SegLoss, registered_as='ce'):
         self,
         *,
         class_weights=None,
+        label_smoothing=0.0,
         reduction='mean',
         mode=None,
         from_logits=True,
@@ -195,7 +282,83 @@ class CELoss(SegLoss, registered_as='ce'):
     ):
         super().__init__(
             class_weights=class_weights,
+            label_smoothing=label_smoothing,
             reduction=reduction,
+            mode=mode,
+            from_logits=from_logits,
+            ignore_index=ignore_index,
+        )
+
+
+class ClDiceLoss(SegLoss, registered_as='cldice'):
+    r"""Module form of :func:`seglosses.functional.cldice_loss` (registered as ``'cldice'``).
+
+    Soft clDice loss (centerline Dice).
+
+    .. math:: T_{prec} = \frac{\sum_i S(p)_{i} g_{i} + s}{\sum_i S(p)_{i} + s},\quad
+              T_{sens} = \frac{\sum_i S(g)_{i} p_{i} + s}{\sum_i S(g)_{i} + s},\quad
+              L = 1 - \frac{2\,T_{prec} T_{sens}}{T_{prec} + T_{sens}}
+
+    per (sample, class), with :math:`S` the soft skeleton (:func:`soft_skeleton`, ``iters``
+    iterations) of the probabilities p and of the target g; averaged over the kept classes and
+    the samples. ``batch=True`` sums over the batch first; ``pool_classes=True`` sums over the
+    kept classes first (one score per sample). ``reduction="none"``: ``(N, C_kept)``
+    (``(1, C_kept)`` with ``batch``, ``(N, 1)`` with ``pool_classes``). ``ddp=True`` with
+    ``batch=True``: the sums of the global DistributedDataParallel batch (:mod:`seglosses._ddp`).
+
+    Reference: Shit, Paetzold, Sekuboyina et al., "clDice -- a Novel Topology-Preserving Loss
+    Function for Tubular Structure Segmentation", CVPR 2021, arXiv:2003.07311 (eqs. 1-3, Alg. 1-2).
+
+    Defaults: ``iters=3`` (the authors' and MONAI's default; use at least the radius of the
+    thickest vessel), ``smooth=1e-5`` (as the region losses; the authors use 1),
+    ``include_background=False`` (the authors' code drops channel 0). Use it with a region loss:
+    ``dice_cldice`` is ``0.5*dice+0.5*cldice`` (the authors' ``alpha=0.5``).
+
+    Conventions of other libraries: MONAI ``SoftclDiceLoss`` (1.5 and later) pools the kept
+    classes of each sample -- ``pool_classes=True`` here -- with ``smooth_nr = smooth_dr = 1``
+    and ``1e-4`` added to the harmonic mean's denominator; ``cldice(pool_classes=True,
+    smooth=s)`` equals ``SoftclDiceLoss(smooth_nr=s, smooth_dr=s, smooth=1e-12)`` (tested; MONAI
+    needs ``softmax=True, to_onehot_y=True`` for a label map, and its ``include_background``
+    defaults to True). MONAI before 1.5 and the authors' code also pool the batch
+    (``batch=True, pool_classes=True``); old MONAI dropped channel 0 unconditionally, so a
+    one-channel input gave 0 -- here binary mode supervises its single channel.
+
+    Never use it alone: a prediction of (nearly) 1 everywhere has an empty soft skeleton (erosion
+    does not shrink it from the image border), so :math:`T_{prec} = s/s = 1`, :math:`T_{sens} = 1`
+    and the loss is 0 (tested) -- the authors and MONAI always add a region loss, as
+    ``dice_cldice`` does. (A 200-iteration run of the ``topology`` bench preset with ``cldice``
+    alone converged to that all-foreground prediction.)
+
+    Empty ground truth: a class with no voxel has no skeleton, :math:`T_{sens} = 1`; the loss is
+    0 when nothing is predicted for it and close to 1 (``1 - 2 T_{prec}/(T_{prec}+1)``) when
+    anything is. Never NaN: the harmonic mean's denominator is clamped at 1e-12.
+
+    Examples: see :func:`seglosses.functional.cldice_loss`;
+    ``ClDiceLoss(**options)(logits, target)`` equals ``cldice_loss(logits, target, **options)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        iters=3,
+        smooth=1e-05,
+        batch=False,
+        pool_classes=False,
+        include_background=False,
+        reduction='mean',
+        ddp=False,
+        mode=None,
+        from_logits=True,
+        ignore_index=None,
+    ):
+        super().__init__(
+            iters=iters,
+            smooth=smooth,
+            batch=batch,
+            pool_classes=pool_classes,
+            include_background=include_background,
+            reduction=reduction,
+            ddp=ddp,
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
@@ -305,6 +468,8 @@ class ComboLoss(SegLoss, registered_as='combo'):
     ``1 - Dice`` so the loss is >= 0 and 0 for a perfect prediction. ``log(1 - p)`` is computed
     stably (:func:`log1m_probs`); the reference clips p to ``[eps, 1 - eps]`` instead.
 
+    ``reduction="none"``: one value per sample ``(N,)`` (``(1,)`` with ``batch``).
+
     Empty ground truth: the cross-entropy half is well defined; the Dice half is as in
     ``dice_loss`` (0 for an absent class predicted absent). An all-ignored sample gives 0.
 
@@ -319,6 +484,7 @@ class ComboLoss(SegLoss, registered_as='combo'):
         beta=0.5,
         smooth=1e-05,
         batch=False,
+        ddp=False,
         include_background=True,
         reduction='mean',
         mode=None,
@@ -330,6 +496,7 @@ class ComboLoss(SegLoss, registered_as='combo'):
             beta=beta,
             smooth=smooth,
             batch=batch,
+            ddp=ddp,
             include_background=include_background,
             reduction=reduction,
             mode=mode,
@@ -355,13 +522,26 @@ class DiceLoss(SegLoss, registered_as='dice'):
     Defaults: ``smooth=1e-5`` (small, so the loss is the Dice of the soft prediction and an
     absent class predicted absent scores 1), ``batch=False`` (sample Dice, Ma et al.'s default),
     ``squared=False`` (best on average in Ma et al. Table 4), ``include_background=True``
-    (MONAI's default; nnU-Net uses ``False`` with ``batch=True``).
+    (MONAI's default; nnU-Net uses ``False`` with ``batch=True``). ``smooth_nr`` /
+    ``smooth_dr`` (default: ``smooth``) set the numerator's and denominator's terms separately.
+    ``average="micro"`` pools the kept classes into one Dice per sample (kornia's default);
+    ``soft_label=True`` gives the semimetric Dice of Wang & Blaschko 2023 (arXiv:2303.16296):
+    :math:`\sum p g` is replaced by :math:`(\sum p + \sum g - \sum |p - g|)/2`, the same on 0/1
+    targets, and the loss is 0 exactly when ``p`` equals a soft target (MONAI ``soft_label``).
+    ``include_background=False`` drops channel 0 in multiclass and multilabel mode (an error in
+    binary mode).
 
-    Conventions of other libraries: MONAI ``DiceLoss(smooth_nr=s, smooth_dr=s, batch=b,
-    squared_pred=q)`` computes the same; segmentation_models_pytorch's ``DiceLoss`` pools the
-    batch (``batch=True`` here) and drops classes absent from the batch.
+    ``reduction="none"``: ``(N, C_kept)`` (``(1, C_kept)`` with ``batch``); ``(N,)`` with
+    ``average="micro"``.
 
-    Empty ground truth: see the module docstring (loss 0 if nothing predicted, about 1 otherwise).
+    Conventions of other libraries: MONAI ``DiceLoss(smooth_nr=a, smooth_dr=b, batch=b,
+    squared_pred=q, soft_label=l)`` computes the same; segmentation_models_pytorch's ``DiceLoss``
+    pools the batch (``batch=True``, ``smooth=0`` here) and drops classes absent from the batch;
+    kornia's ``dice_loss`` is ``average="micro", smooth_nr=0, smooth_dr=eps``. See
+    ``docs/coming_from_monai_smp_kornia.md``.
+
+    Empty ground truth: see the module docstring (loss 0 if nothing predicted, about 1
+    otherwise; with ``smooth_dr=0`` an empty class predicted empty is 0/0, scored as perfect).
 
     Examples: see :func:`seglosses.functional.dice_loss`;
     ``DiceLoss(**options)(logits, target)`` equals ``dice_loss(logits, target, **options)``.
@@ -371,10 +551,15 @@ class DiceLoss(SegLoss, registered_as='dice'):
         self,
         *,
         smooth=1e-05,
+        smooth_nr=None,
+        smooth_dr=None,
         batch=False,
+        ddp=False,
         squared=False,
         include_background=True,
         class_weights=None,
+        average='macro',
+        soft_label=False,
         reduction='mean',
         mode=None,
         from_logits=True,
@@ -382,10 +567,15 @@ class DiceLoss(SegLoss, registered_as='dice'):
     ):
         super().__init__(
             smooth=smooth,
+            smooth_nr=smooth_nr,
+            smooth_dr=smooth_dr,
             batch=batch,
+            ddp=ddp,
             squared=squared,
             include_background=include_background,
             class_weights=class_weights,
+            average=average,
+            soft_label=soft_label,
             reduction=reduction,
             mode=mode,
             from_logits=from_logits,
@@ -409,6 +599,8 @@ class DistancePenalizedCELoss(SegLoss, registered_as='dpce'):
     The ``1 +`` keeps the plain cross entropy as a floor, so the weighting never vanishes.
 
     ``distance_map``: the precomputed ``penalty_map`` ``(N, C, *spatial)`` (same ``spacing``).
+    ``reduction="none"``: the weighted per-voxel elements, ``(N, *spatial)`` multiclass,
+    ``(N, C, *spatial)`` binary / multilabel (ignored voxels hold 0).
 
     Reference: Caliva et al., "Distance map loss penalty term for semantic segmentation", MIDL
     2019, arXiv:1908.03679; Ma et al. 2021 eq. (6), doi:10.1016/j.media.2021.102035.
@@ -468,6 +660,8 @@ class ExpLogLoss(SegLoss, registered_as='ell'):
     voxel), so below ``x = 1e-6`` the power is replaced by its chord (continuous, 0 at 0, slope
     at most ``1e-6^(gamma - 1)``): finite gradients, values exact above 1e-6.
 
+    ``reduction="none"``: one value per sample ``(N,)`` (``(1,)`` with ``batch``).
+
     Empty ground truth: an absent class has ``Dice = s / (sum p + s)`` (1 when nothing is
     predicted); its label weight is never used by the cross term. An all-ignored sample gives 0.
 
@@ -484,6 +678,7 @@ class ExpLogLoss(SegLoss, registered_as='ell'):
         gamma_cross=0.3,
         smooth=1.0,
         batch=False,
+        ddp=False,
         include_background=True,
         class_weights=None,
         reduction='mean',
@@ -498,6 +693,7 @@ class ExpLogLoss(SegLoss, registered_as='ell'):
             gamma_cross=gamma_cross,
             smooth=smooth,
             batch=batch,
+            ddp=ddp,
             include_background=include_background,
             class_weights=class_weights,
             reduction=reduction,
@@ -519,14 +715,28 @@ class FocalLoss(SegLoss, registered_as='focal'):
 
     ``alpha``: ``None`` (no weighting); a sequence of one weight per class (multiclass) or per
     channel (multilabel); in binary / multilabel mode a float is the foreground weight and
-    ``1 - alpha`` the background weight (Lin et al.'s alpha_t).
+    ``1 - alpha`` the background weight (Lin et al.'s alpha_t). In multiclass mode a float needs
+    ``alpha_foreground=True``: class 0 then gets ``1 - alpha`` and every other class ``alpha``
+    (MONAI's ``FocalLoss(use_softmax=True, alpha=a)``). ``alpha`` multiplies the elements (the
+    mean still divides by the number of elements, as in Lin et al.).
+
+    ``class_weights``: one weight per class (multiclass; binary: ``[negative, positive]``) or per
+    channel (multilabel), a *weighted mean* ``sum w v / sum w`` like ``ce`` (so only their ratios
+    matter; smp's ``FocalLoss(class_weights=...)``). ``include_background=False`` drops the
+    background: channel 0 in multilabel mode (MONAI's ``FocalLoss(include_background=False)``;
+    an error in binary mode), the voxels of class 0 in multiclass mode (class weight 0).
+
+    ``reduction="none"``: ``(N, *spatial)`` multiclass, ``(N, C_kept, *spatial)`` binary /
+    multilabel, weighted by ``class_weights`` where given.
 
     Reference: Lin et al. 2017, "Focal loss for dense object detection", arXiv:1708.02002;
     Ma et al. 2021 eq. (5).
 
     Defaults: ``gamma=2`` (best in Lin et al.), ``alpha=None`` (Ma et al. eq. 5 has no alpha).
     Convention difference: MONAI's ``FocalLoss(use_softmax=True)`` averages over classes too, so
-    its value is ours divided by C; ours is a mean over voxels, like ``ce``.
+    its value is ours divided by C; ours is a mean over voxels, like ``ce``. MONAI's default
+    ``FocalLoss()`` (sigmoid per channel) is ``focal`` in multilabel mode, and smp's
+    ``FocalLoss(mode="multiclass")`` (sigmoid, one class against the rest) is ``sigmoid_focal``.
 
     Empty ground truth: well defined; an all-ignored batch gives 0 with zero gradient.
 
@@ -539,6 +749,9 @@ class FocalLoss(SegLoss, registered_as='focal'):
         *,
         gamma=2.0,
         alpha=None,
+        alpha_foreground=False,
+        include_background=True,
+        class_weights=None,
         reduction='mean',
         mode=None,
         from_logits=True,
@@ -547,6 +760,9 @@ class FocalLoss(SegLoss, registered_as='focal'):
         super().__init__(
             gamma=gamma,
             alpha=alpha,
+            alpha_foreground=alpha_foreground,
+            include_background=include_background,
+            class_weights=class_weights,
             reduction=reduction,
             mode=mode,
             from_logits=from_logits,
@@ -571,7 +787,8 @@ class FocalTverskyLoss(SegLoss, registered_as='focal_tversky'):
     U-Net for lesion segmentation", ISBI, arXiv:1810.07842; Ma et al. 2021 eq. (16).
 
     Defaults: ``gamma=4/3`` (Abraham & Khan's value), ``alpha=0.3``, ``beta=0.7`` (their 0.7 on
-    false negatives, in this library's convention).
+    false negatives, in this library's convention); ``smooth_nr`` / ``smooth_dr`` default to
+    ``smooth``. ``reduction="none"``: ``(N, C_kept)`` (``(1, C_kept)`` with ``batch``).
 
     Numerics: for ``1/gamma < 1`` the slope of :math:`x^{1/\gamma}` is infinite at 0, so the base is
     clamped at 1e-12 (value at least ``1e-12^(1/gamma)`` ~ 1e-9, zero gradient below the clamp).
@@ -589,7 +806,10 @@ class FocalTverskyLoss(SegLoss, registered_as='focal_tversky'):
         beta=0.7,
         gamma=1.3333333333333333,
         smooth=1e-05,
+        smooth_nr=None,
+        smooth_dr=None,
         batch=False,
+        ddp=False,
         include_background=True,
         class_weights=None,
         reduction='mean',
@@ -602,7 +822,10 @@ class FocalTverskyLoss(SegLoss, registered_as='focal_tversky'):
             beta=beta,
             gamma=gamma,
             smooth=smooth,
+            smooth_nr=smooth_nr,
+            smooth_dr=smooth_dr,
             batch=batch,
+            ddp=ddp,
             include_background=include_background,
             class_weights=class_weights,
             reduction=reduction,
@@ -639,8 +862,9 @@ class GeneralizedDiceLoss(SegLoss, registered_as='gdice'):
     with no foreground at all (every weight infinite) gets weights 0: loss 0 and no gradient.
     Never inf or NaN.
 
-    Conventions of other libraries: MONAI ``GeneralizedDiceLoss(w_type="square")`` is identical
-    (``smooth_nr = smooth_dr = s``).
+    Conventions of other libraries: MONAI ``GeneralizedDiceLoss(w_type="square", smooth_nr=a,
+    smooth_dr=b, soft_label=l)`` is identical (``smooth_nr``, ``smooth_dr`` default to ``smooth``;
+    ``soft_label`` as in :func:`dice_loss`).
 
     Examples: see :func:`seglosses.functional.gdice_loss`;
     ``GeneralizedDiceLoss(**options)(logits, target)`` equals ``gdice_loss(logits, target, **options)``.
@@ -650,8 +874,12 @@ class GeneralizedDiceLoss(SegLoss, registered_as='gdice'):
         self,
         *,
         smooth=1e-05,
+        smooth_nr=None,
+        smooth_dr=None,
         batch=False,
+        ddp=False,
         include_background=True,
+        soft_label=False,
         reduction='mean',
         mode=None,
         from_logits=True,
@@ -659,9 +887,85 @@ class GeneralizedDiceLoss(SegLoss, registered_as='gdice'):
     ):
         super().__init__(
             smooth=smooth,
+            smooth_nr=smooth_nr,
+            smooth_dr=smooth_dr,
             batch=batch,
+            ddp=ddp,
             include_background=include_background,
+            soft_label=soft_label,
             reduction=reduction,
+            mode=mode,
+            from_logits=from_logits,
+            ignore_index=ignore_index,
+        )
+
+
+class GeneralizedWassersteinDiceLoss(SegLoss, registered_as='gwdl'):
+    r"""Module form of :func:`seglosses.functional.gwdl_loss` (registered as ``'gwdl'``).
+
+    Generalized Wasserstein Dice loss.
+
+    .. math:: W_i = \sum_c M_{l_i c}\, p_{ic},\qquad
+              TP = \sum_i \alpha_{l_i} (1 - W_i),\qquad
+              L = 1 - \frac{2\,TP + s}{D + s}
+
+    per sample (or once over the batch with ``batch=True``). :math:`W_i` is the Wasserstein
+    distance between the predicted distribution at voxel i and the one-hot target for the class
+    distance matrix :math:`M` (soft targets: :math:`W_i = \sum_{l,c} g_{il} M_{lc} p_{ic}`).
+
+    * ``weighting_mode="default"`` (Fidon et al.): :math:`\alpha_0 = 0` (background),
+      :math:`\alpha_c = 1` otherwise, and :math:`D = 2\,TP + \sum_i W_i`.
+    * ``weighting_mode="GDL"`` (Tilborghs et al., appendix): :math:`\alpha_c = 1/(V_c + 1)` with
+      :math:`V_c` the voxel count of class c, and :math:`D = \sum_i \alpha_{l_i} (2 - W_i)`.
+
+    ``dist_matrix``: ``(C, C)`` class distances, zero on the diagonal; divided by its maximum as
+    in MONAI and the authors' code. Default: 1 off the diagonal, for which :math:`W_i = 1 - p_{i l_i}`
+    and the loss is a Dice of the foreground with the background excluded.
+
+    Computed from statistics, never from a per-voxel map: the sum of :math:`W` over the voxels of
+    label l is :math:`\sum_c M_{lc} J_{lc}` with the soft confusion matrix
+    :math:`J_{lc} = \sum_{i: l_i = l} p_{ic}` (one :func:`~seglosses._stats.class_sum` per class);
+    for the default matrix and softmax logits it is :math:`V_l - tp_l`, straight from the soft
+    statistics of the Dice losses.
+
+    Reference: Fidon et al., "Generalised Wasserstein Dice Score for Imbalanced Multi-class
+    Segmentation using Holistic Convolutional Networks", BrainLes 2017, arXiv:1707.00478;
+    Tilborghs et al. 2020, arXiv:2007.15546 (the ``"GDL"`` weighting).
+
+    Conventions of other libraries: MONAI ``GeneralizedWassersteinDiceLoss(dist_matrix, weighting_mode,
+    smooth_nr=s, smooth_dr=s)`` computes the same per sample (tested; before MONAI 1.6 its
+    ``reduction`` mixed the samples of a batch). Multiclass only (the distance matrix is over
+    the softmax classes); ``reduction="none"`` returns the per-sample losses ``(N,)`` (``(1,)``
+    with ``batch=True``). The class weights are constants (no gradient). ``ddp=True`` with
+    ``batch=True``: the statistics of the global DistributedDataParallel batch.
+
+    Empty ground truth: with the default weighting, an image of background only has
+    :math:`TP = 0`: the loss is 0 when the prediction is all background and close to 1 otherwise.
+
+    Examples: see :func:`seglosses.functional.gwdl_loss`;
+    ``GeneralizedWassersteinDiceLoss(**options)(logits, target)`` equals ``gwdl_loss(logits, target, **options)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        dist_matrix=None,
+        weighting_mode='default',
+        smooth=1e-05,
+        batch=False,
+        reduction='mean',
+        ddp=False,
+        mode=None,
+        from_logits=True,
+        ignore_index=None,
+    ):
+        super().__init__(
+            dist_matrix=dist_matrix,
+            weighting_mode=weighting_mode,
+            smooth=smooth,
+            batch=batch,
+            reduction=reduction,
+            ddp=ddp,
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
@@ -683,9 +987,18 @@ class HausdorffLoss(SegLoss, registered_as='hausdorff'):
     or full mask contributes a zero field. g is the target as given (one-hot of a label map, or
     the float target: soft targets enter ``(p - g)^2`` unthresholded, as in MONAI).
 
-    Equals MONAI's ``HausdorffDTLoss(alpha, include_background, softmax=True, to_onehot_y=True)``
-    (multiclass, label map) or ``HausdorffDTLoss(alpha, sigmoid=True)`` (binary / multilabel)
-    with ``reduction="mean"`` (tested). Differences: spacing-aware; ``ignore_index``; 1D inputs.
+    Equals MONAI's ``HausdorffDTLoss(alpha, softmax=True, to_onehot_y=True)`` (multiclass, label
+    map) and ``HausdorffDTLoss(alpha, sigmoid=True)`` (binary, and multilabel with
+    ``mode="multilabel"``) with MONAI's default ``include_background=False``, which drops channel
+    0 whenever C > 1 -- sigmoid or softmax -- and is ignored with one channel; ``include_background``
+    ``None`` (default) here does the same, and ``True`` is MONAI's ``include_background=True``
+    (tested in ``tests/test_migration.py``). Differences: spacing-aware; ``ignore_index``; 1D inputs.
+
+    ``spatial_mean=True`` averages over the voxels first, per (sample, kept class), so that
+    ``reduction`` acts on ``(N, C_kept)`` values: MONAI's convention (its ``"none"`` returns one
+    value per (sample, class), its ``"sum"`` sums them). ``"mean"`` is the same either way (without
+    ignored voxels). ``reduction="none"``: ``(N, C_kept, *spatial)``, or ``(N, C_kept)`` with
+    ``spatial_mean``.
 
     ``distance_map``: the precomputed ``unsigned_distance_map`` of the target ``(N, C, *spatial)``.
 
@@ -693,8 +1006,9 @@ class HausdorffLoss(SegLoss, registered_as='hausdorff'):
     with convolutional neural networks", IEEE TMI 39(2):499-513, 2020,
     doi:10.1109/TMI.2019.2930068; Ma et al. 2021 eq. (21), doi:10.1016/j.media.2021.102035.
 
-    Defaults: ``alpha=2`` (Karimi & Salcudean; Ma et al. eq. 21), ``include_background=False``
-    (MONAI's default), ``spacing=None`` (voxel units).
+    Defaults: ``alpha=2`` (Karimi & Salcudean; Ma et al. eq. 21), ``include_background=None``
+    (MONAI's default ``False``: channel 0 dropped when C > 1), ``spatial_mean=False`` (one mean
+    over every element), ``spacing=None`` (voxel units).
 
     No gradient flows through the distance maps (they are computed under ``no_grad`` from
     detached tensors), so the loss works when its input requires grad -- the published code that
@@ -709,8 +1023,9 @@ class HausdorffLoss(SegLoss, registered_as='hausdorff'):
         self,
         *,
         alpha=2.0,
-        include_background=False,
+        include_background=None,
         spacing=None,
+        spatial_mean=False,
         reduction='mean',
         mode=None,
         from_logits=True,
@@ -720,6 +1035,7 @@ class HausdorffLoss(SegLoss, registered_as='hausdorff'):
             alpha=alpha,
             include_background=include_background,
             spacing=spacing,
+            spatial_mean=spatial_mean,
             reduction=reduction,
             mode=mode,
             from_logits=from_logits,
@@ -741,11 +1057,14 @@ class IoULoss(SegLoss, registered_as='iou'):
     for image segmentation", ISVC, doi:10.1007/978-3-319-50835-1_22; Ma et al. 2021 eq. (10),
     doi:10.1016/j.media.2021.102035.
 
-    Defaults: as :func:`dice_loss` (``smooth=1e-5``, sample-wise, background included).
+    Defaults: as :func:`dice_loss` (``smooth=1e-5``, sample-wise, background included), and the
+    same ``smooth_nr`` / ``smooth_dr``, ``average``, ``soft_label`` (Wang & Blaschko 2023's
+    semimetric IoU) and ``include_background`` switches. ``reduction="none"``: ``(N, C_kept)``
+    (``(1, C_kept)`` with ``batch``; ``(N,)`` with ``average="micro"``).
 
-    Conventions of other libraries: MONAI ``DiceLoss(jaccard=True)`` computes
-    :math:`1 - (2tp + s)/(2(\sum p + \sum g - tp) + s)`; it equals this loss for ``smooth=0``
-    and differs by O(s) otherwise. segmentation_models_pytorch's ``JaccardLoss`` pools the batch
+    Conventions of other libraries: MONAI ``DiceLoss(jaccard=True, smooth_nr=a, smooth_dr=b)``
+    computes :math:`1 - (2tp + a)/(2(\sum p + \sum g - tp) + b)`, which is this loss with
+    ``smooth_nr=a/2, smooth_dr=b/2``. segmentation_models_pytorch's ``JaccardLoss`` pools the batch
     (``batch=True`` here) and drops classes absent from the batch.
 
     Empty ground truth: a class absent from the target scores ``s / (sum p + s)``: loss 0 when
@@ -759,9 +1078,14 @@ class IoULoss(SegLoss, registered_as='iou'):
         self,
         *,
         smooth=1e-05,
+        smooth_nr=None,
+        smooth_dr=None,
         batch=False,
+        ddp=False,
         include_background=True,
         class_weights=None,
+        average='macro',
+        soft_label=False,
         reduction='mean',
         mode=None,
         from_logits=True,
@@ -769,9 +1093,14 @@ class IoULoss(SegLoss, registered_as='iou'):
     ):
         super().__init__(
             smooth=smooth,
+            smooth_nr=smooth_nr,
+            smooth_dr=smooth_dr,
             batch=batch,
+            ddp=ddp,
             include_background=include_background,
             class_weights=class_weights,
+            average=average,
+            soft_label=soft_label,
             reduction=reduction,
             mode=mode,
             from_logits=from_logits,
@@ -798,7 +1127,8 @@ class LogCoshDiceLoss(SegLoss, registered_as='log_cosh_dice'):
     Tversky), so that it reweights classes. Both agree for one sample and one class; to reproduce
     Jadon's code exactly, use ``torch.log(torch.cosh(dice_loss(...)))``.
 
-    Defaults: those of :func:`dice_loss`.
+    Defaults: those of :func:`dice_loss`. ``reduction="none"``: ``(N, C_kept)`` (``(1, C_kept)``
+    with ``batch``).
 
     Empty ground truth: as :func:`dice_loss`, then transformed.
 
@@ -810,7 +1140,10 @@ class LogCoshDiceLoss(SegLoss, registered_as='log_cosh_dice'):
         self,
         *,
         smooth=1e-05,
+        smooth_nr=None,
+        smooth_dr=None,
         batch=False,
+        ddp=False,
         squared=False,
         include_background=True,
         class_weights=None,
@@ -821,10 +1154,58 @@ class LogCoshDiceLoss(SegLoss, registered_as='log_cosh_dice'):
     ):
         super().__init__(
             smooth=smooth,
+            smooth_nr=smooth_nr,
+            smooth_dr=smooth_dr,
             batch=batch,
+            ddp=ddp,
             squared=squared,
             include_background=include_background,
             class_weights=class_weights,
+            reduction=reduction,
+            mode=mode,
+            from_logits=from_logits,
+            ignore_index=ignore_index,
+        )
+
+
+class LogHausdorffLoss(SegLoss, registered_as='log_hausdorff'):
+    r"""Module form of :func:`seglosses.functional.log_hausdorff_loss` (registered as ``'log_hausdorff'``).
+
+    Log Hausdorff distance loss: :math:`\log(1 + L_{HD})`.
+
+    :math:`L_{HD}` is :func:`hausdorff_loss` with the same arguments, reduced first (MONAI's
+    ``LogHausdorffDTLoss``, which applies ``log(1 + x)`` to the reduced value; with
+    ``reduction="none"`` it is applied per element, ``(N, C_kept, *spatial)``, or per (sample,
+    class) with ``spatial_mean=True``, ``(N, C_kept)``). The logarithm compresses the large
+    values the squared distances give early in training.
+
+    Reference: Karimi & Salcudean, IEEE TMI 39(2):499-513, 2020, doi:10.1109/TMI.2019.2930068
+    (the loss); MONAI ``LogHausdorffDTLoss`` (the log form).
+
+    Defaults: those of :func:`hausdorff_loss`. Empty ground truth: as :func:`hausdorff_loss`
+    (finite; ``log(1 + 0) = 0`` for a perfect prediction).
+
+    Examples: see :func:`seglosses.functional.log_hausdorff_loss`;
+    ``LogHausdorffLoss(**options)(logits, target)`` equals ``log_hausdorff_loss(logits, target, **options)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        alpha=2.0,
+        include_background=None,
+        spacing=None,
+        spatial_mean=False,
+        reduction='mean',
+        mode=None,
+        from_logits=True,
+        ignore_index=None,
+    ):
+        super().__init__(
+            alpha=alpha,
+            include_background=include_background,
+            spacing=spacing,
+            spatial_mean=spatial_mean,
             reduction=reduction,
             mode=mode,
             from_logits=from_logits,
@@ -859,7 +1240,7 @@ class LovaszLoss(SegLoss, registered_as='lovasz'):
     default, so a class absent from the target does not count), ``per_image=False``.
     ``"all"`` averages every class; an absent class then contributes its largest error
     (:math:`\Delta_J` jumps to 1 at the first false positive). ``include_background=False``
-    drops class 0 (multiclass); ``class_weights``: weighted mean over classes.
+    drops channel 0 (multiclass and multilabel; an error in binary mode); ``class_weights``: weighted mean over classes.
 
     Conventions of other libraries: kornia's ``lovasz_softmax_loss`` is this loss with
     ``per_image=True, classes="all"`` (and multiplies, not normalises, by its ``weight``);
@@ -898,6 +1279,119 @@ class LovaszLoss(SegLoss, registered_as='lovasz'):
         )
 
 
+class LovaszHingeLoss(SegLoss, registered_as='lovasz_hinge'):
+    r"""Module form of :func:`seglosses.functional.lovasz_hinge_loss` (registered as ``'lovasz_hinge'``).
+
+    Binary Lovász hinge loss: the Lovász extension of the Jaccard loss at the hinge errors.
+
+    .. math:: m_i = \max(0,\ 1 - z_i\,(2 g_i - 1)),\qquad
+              L = \sum_i m_{\pi_i}\,\big(\Delta_J(\{\pi_1..\pi_i\}) - \Delta_J(\{\pi_1..\pi_{i-1}\})\big)
+
+    with :math:`z` the logit of the foreground, :math:`\pi` the order of decreasing errors and
+    :math:`\Delta_J` the Jaccard loss of the foreground (as in :func:`lovasz_loss`, whose sorting
+    and closed-form Lovász gradient it shares). Per image (``per_image=True``, Berman's and
+    kornia's default for the hinge) then averaged over the images, or once over the whole batch.
+    Binary mode; in multilabel mode every channel is its own binary problem (averaged).
+
+    The loss works on the **logits** (margins), not on probabilities: with ``from_logits=False``
+    the input probabilities are turned back into logits (``logit(p)``, clamped at 1e-6).
+
+    Reference: Berman, Rannen Triki & Blaschko 2018, "The Lovász-softmax loss: a tractable
+    surrogate for the optimization of the intersection-over-union measure in neural networks",
+    CVPR, arXiv:1705.08790, eqs. (9)-(10).
+
+    Conventions of other libraries: kornia ``lovasz_hinge_loss(pred (B, 1, H, W), target)`` is
+    this loss with ``per_image=True`` (tested; kornia is 2-D only, without ``ignore_index``).
+
+    Empty ground truth: an image without foreground has :math:`\Delta_J = 1` from its first false
+    positive on, so its loss is the largest hinge error (0 when every logit is at most -1).
+    Ignored voxels have error 0 and do not count. ``reduction="none"`` returns the
+    per-(image, channel) losses ``(N, C)`` (``(1, C)`` with ``per_image=False``).
+
+    Examples: see :func:`seglosses.functional.lovasz_hinge_loss`;
+    ``LovaszHingeLoss(**options)(logits, target)`` equals ``lovasz_hinge_loss(logits, target, **options)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        per_image=True,
+        reduction='mean',
+        mode=None,
+        from_logits=True,
+        ignore_index=None,
+    ):
+        super().__init__(
+            per_image=per_image,
+            reduction=reduction,
+            mode=mode,
+            from_logits=from_logits,
+            ignore_index=ignore_index,
+        )
+
+
+class MCCLoss(SegLoss, registered_as='mcc'):
+    r"""Module form of :func:`seglosses.functional.mcc_loss` (registered as ``'mcc'``).
+
+    Matthews correlation coefficient (MCC) loss.
+
+    .. math:: L_{MCC} = 1 - \frac{tp\,tn - fp\,fn}{\sqrt{(tp + fp)(tp + fn)(tn + fp)(tn + fn) + s}}
+
+    with the soft confusion counts of each (sample, class) -- one-vs-rest for multiclass --
+    or of each class over the batch with ``batch=True``: ``tp = sum p g``, ``fp = sum p - tp``,
+    ``fn = sum g - tp``, ``tn = n - tp - fp - fn`` over the voxels that are not ignored (from the
+    soft-statistics primitive, no one-hot). Averaged over kept classes and samples
+    (``reduction="none"``: ``(N, C_kept)``, ``(1, C_kept)`` with ``batch``). Unlike Dice,
+    the MCC rewards true negatives, so it penalises false positives on a mostly empty image.
+    The loss is in [0, 2]. A perfect prediction (``fp = fn = 0``) scores 0 exactly.
+
+    Reference: Abhishek & Hamarneh, "Matthews Correlation Coefficient Loss for Deep Convolutional
+    Networks: Application to Skin Lesion Segmentation", ISBI 2021, arXiv:2010.13454.
+
+    Defaults: ``smooth=1e-5`` under the square root only (MONAI's ``smooth_dr``; its
+    ``smooth_nr`` is 0); ``include_background=True`` (MONAI's default). ``ddp=True`` with
+    ``batch=True``: the counts of the global DistributedDataParallel batch (:mod:`seglosses._ddp`).
+
+    Conventions of other libraries: MONAI ``MCCLoss(smooth_nr=0, smooth_dr=s, batch=b)``
+    computes the same (tested). Numerics: the product of the four sums grows as ``n^4`` (1e32 for
+    a 512^3 volume, near float32's limit) and ``tp tn - fp fn`` cancels, so the last step, on
+    ``(N, C)`` numbers only, runs in float64 and is cast back (the sums stay float32).
+
+    Empty ground truth: the MCC is undefined (a zero row of the confusion matrix): the numerator
+    is 0, so the loss of that (sample, class) is 1 with zero gradient, except for an exactly
+    perfect prediction (0). Use ``batch=True`` or a companion term for images where a class may
+    be absent.
+
+    Examples: see :func:`seglosses.functional.mcc_loss`;
+    ``MCCLoss(**options)(logits, target)`` equals ``mcc_loss(logits, target, **options)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        smooth=1e-05,
+        batch=False,
+        include_background=True,
+        class_weights=None,
+        reduction='mean',
+        ddp=False,
+        mode=None,
+        from_logits=True,
+        ignore_index=None,
+    ):
+        super().__init__(
+            smooth=smooth,
+            batch=batch,
+            include_background=include_background,
+            class_weights=class_weights,
+            reduction=reduction,
+            ddp=ddp,
+            mode=mode,
+            from_logits=from_logits,
+            ignore_index=ignore_index,
+        )
+
+
 class PenaltyGeneralizedDiceLoss(SegLoss, registered_as='pgdice'):
     r"""Module form of :func:`seglosses.functional.pgdice_loss` (registered as ``'pgdice'``).
 
@@ -918,7 +1412,8 @@ class PenaltyGeneralizedDiceLoss(SegLoss, registered_as='pgdice'):
     angiography using deep networks with a novel penalty loss function", MIDL;
     Ma et al. 2021 eq. (18), doi:10.1016/j.media.2021.102035.
 
-    Defaults: ``k=2.5`` (best in Su et al.), ``smooth=1e-5``.
+    Defaults: ``k=2.5`` (best in Su et al.), ``smooth=1e-5`` (``smooth_nr`` / ``smooth_dr``
+    default to it).
 
     Empty ground truth: as :func:`gdice_loss` (finite, MONAI's weight rule).
 
@@ -931,7 +1426,10 @@ class PenaltyGeneralizedDiceLoss(SegLoss, registered_as='pgdice'):
         *,
         k=2.5,
         smooth=1e-05,
+        smooth_nr=None,
+        smooth_dr=None,
         batch=False,
+        ddp=False,
         include_background=True,
         reduction='mean',
         mode=None,
@@ -941,7 +1439,10 @@ class PenaltyGeneralizedDiceLoss(SegLoss, registered_as='pgdice'):
         super().__init__(
             k=k,
             smooth=smooth,
+            smooth_nr=smooth_nr,
+            smooth_dr=smooth_dr,
             batch=batch,
+            ddp=ddp,
             include_background=include_background,
             reduction=reduction,
             mode=mode,
@@ -976,6 +1477,8 @@ class ShapeAwareLoss(SegLoss, registered_as='shape_aware'):
     the units of ``spacing``.
 
     ``distance_map``: the precomputed ``boundary_distance_map`` of the target ``(N, C, *spatial)``.
+    ``reduction="none"``: the weighted per-voxel elements, ``(N, *spatial)`` multiclass,
+    ``(N, C, *spatial)`` binary / multilabel (ignored voxels hold 0).
 
     Reference: Hayder, He & Salzmann, "Boundary-aware instance segmentation" (shape-aware loss),
     CVPR 2017, arXiv:1612.03129; Jadon 2020 sec. II-I, doi:10.1109/CIBCB48159.2020.9277638.
@@ -1006,6 +1509,120 @@ class ShapeAwareLoss(SegLoss, registered_as='shape_aware'):
         )
 
 
+class SigmoidFocalLoss(SegLoss, registered_as='sigmoid_focal'):
+    r"""Module form of :func:`seglosses.functional.sigmoid_focal_loss` (registered as ``'sigmoid_focal'``).
+
+    One-vs-rest sigmoid focal loss.
+
+    .. math:: L = -\mathrm{mean}_{i, c}\, \alpha_t (1 - p_{t,ic})^\gamma \log p_{t,ic},
+              \quad p_{ic} = \sigma(z_{ic})
+
+    Each class is a binary problem against the rest: a sigmoid per channel on the logits, the
+    target of channel c is ``[label == c]`` (a multiclass label map or one-hot target becomes one
+    binary channel per class), and :func:`focal_loss` is applied in multilabel mode. This is the
+    sigmoid focal loss of Lin et al. (their detector's form) and segmentation_models_pytorch's
+    ``FocalLoss(mode="multiclass")`` (its ``alpha`` and ``class_weights`` included); in binary and
+    multilabel mode it equals ``focal``.
+
+    Reference: Lin et al. 2017, "Focal loss for dense object detection", arXiv:1708.02002.
+
+    Defaults: ``gamma=2`` (Lin et al.), ``alpha=None``, ``include_background=True`` (smp's
+    convention; ``False`` drops channel 0). ``class_weights``: weighted mean over the channels.
+    ``reduction="none"``: ``(N, C_kept, *spatial)``.
+
+    Empty ground truth: well defined (every channel is a binary problem on every voxel).
+
+    Examples: see :func:`seglosses.functional.sigmoid_focal_loss`;
+    ``SigmoidFocalLoss(**options)(logits, target)`` equals ``sigmoid_focal_loss(logits, target, **options)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        gamma=2.0,
+        alpha=None,
+        include_background=True,
+        class_weights=None,
+        reduction='mean',
+        mode=None,
+        from_logits=True,
+        ignore_index=None,
+    ):
+        super().__init__(
+            gamma=gamma,
+            alpha=alpha,
+            include_background=include_background,
+            class_weights=class_weights,
+            reduction=reduction,
+            mode=mode,
+            from_logits=from_logits,
+            ignore_index=ignore_index,
+        )
+
+
+class SkeletonRecallLoss(SegLoss, registered_as='skeleton_recall'):
+    r"""Module form of :func:`seglosses.functional.skeleton_recall_loss` (registered as ``'skeleton_recall'``).
+
+    Skeleton recall loss: soft recall of the prediction on the tubed skeleton of the target.
+
+    .. math:: L = 1 - \frac{\sum_i p_{ic} T_{ic} + s}{\sum_i T_{ic} + s}
+
+    per (sample, class) -- or per class over the batch with ``batch=True`` -- averaged over the
+    kept classes and samples (``reduction="none"``: ``(N, C_kept)``, ``(1, C_kept)`` with
+    ``batch``; ``ddp=True`` with ``batch``: the sums of the global DistributedDataParallel batch).
+    :math:`T_c` is the hard skeleton of the target mask of class c
+    (scikit-image; :func:`seglosses.skeleton.tubed_skeleton`) dilated ``tube`` times by the
+    face-connected cross and restricted to the mask. It is computed from the target on the fly,
+    or given precomputed as ``skeleton=`` ``(N, C, *spatial)``
+    (:class:`seglosses.transforms.PrecomputeSkeletons`, :func:`seglosses.skeleton.skeleton_map`
+    with the same ``tube``). It only rewards recall: combine it with Dice + CE, as the paper does
+    (``build_loss("dice+ce+skeleton_recall")``).
+
+    Reference: Kirchhoff, Rokuss, Roy et al., "Skeleton Recall Loss for Connectivity Conserving and
+    Resource Efficient Segmentation of Thin Tubular Structures", ECCV 2024, arXiv:2404.03010.
+
+    Defaults: ``tube=2`` (the paper's two dilations), ``smooth=1e-5`` (the authors' code uses 1),
+    ``include_background=False`` (the authors' code refuses the background).
+
+    Differences from the authors' code (nnU-Net fork): it returns ``-recall``, a negative loss;
+    here ``1 - recall`` (0 is perfect). It skeletonises the union of the foreground classes and
+    labels the skeleton afterwards; here every class (channel) is skeletonised on its own, which is
+    the same for one foreground class and lets multilabel targets and ``include_background=True``
+    work (their code raises for the latter).
+
+    Empty ground truth: a class without voxels has an empty skeleton; its recall is ``s / s = 1``
+    (loss 0, no gradient): there is nothing to recall.
+
+    Examples: see :func:`seglosses.functional.skeleton_recall_loss`;
+    ``SkeletonRecallLoss(**options)(logits, target)`` equals ``skeleton_recall_loss(logits, target, **options)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        tube=2,
+        smooth=1e-05,
+        batch=False,
+        include_background=False,
+        reduction='mean',
+        ddp=False,
+        mode=None,
+        from_logits=True,
+        ignore_index=None,
+    ):
+        super().__init__(
+            tube=tube,
+            smooth=smooth,
+            batch=batch,
+            include_background=include_background,
+            reduction=reduction,
+            ddp=ddp,
+            mode=mode,
+            from_logits=from_logits,
+            ignore_index=ignore_index,
+        )
+
+
 class SensitivitySpecificityLoss(SegLoss, registered_as='ss'):
     r"""Module form of :func:`seglosses.functional.ss_loss` (registered as ``'ss'``).
 
@@ -1028,6 +1645,8 @@ class SensitivitySpecificityLoss(SegLoss, registered_as='ss'):
     Defaults: ``w=0.05`` (Brosch et al.: weighting specificity higher -- the background term --
     suits small lesions), ``smooth=1e-5`` (denominators only).
 
+    ``reduction="none"``: ``(N, C_kept)`` (``(1, C_kept)`` with ``batch``).
+
     Empty ground truth: an absent class has a zero sensitivity term; its loss is
     ``(1-w) * mean p^2`` over the sample, 0 when nothing is predicted.
 
@@ -1041,6 +1660,7 @@ class SensitivitySpecificityLoss(SegLoss, registered_as='ss'):
         w=0.05,
         smooth=1e-05,
         batch=False,
+        ddp=False,
         include_background=True,
         class_weights=None,
         reduction='mean',
@@ -1052,6 +1672,7 @@ class SensitivitySpecificityLoss(SegLoss, registered_as='ss'):
             w=w,
             smooth=smooth,
             batch=batch,
+            ddp=ddp,
             include_background=include_background,
             class_weights=class_weights,
             reduction=reduction,
@@ -1122,6 +1743,8 @@ class TopKThresholdLoss(SegLoss, registered_as='topk_threshold'):
 
     Defaults: ``threshold=0.5``, the middle of the range Ma et al. compared.
     When no voxel qualifies (every voxel already confident), the loss is 0 with zero gradient.
+    ``reduction="none"``: the per-voxel CE times the selection mask, ``(N, *spatial)`` multiclass,
+    ``(N, C, *spatial)`` binary / multilabel.
 
     Examples: see :func:`seglosses.functional.topk_threshold_loss`;
     ``TopKThresholdLoss(**options)(logits, target)`` equals ``topk_threshold_loss(logits, target, **options)``.
@@ -1163,7 +1786,11 @@ class TverskyLoss(SegLoss, registered_as='tversky'):
     doi:10.1016/j.media.2021.102035.
 
     Defaults: ``alpha=0.3``, ``beta=0.7`` (Salehi et al.'s best setting: penalise false negatives
-    more, for small lesions), ``smooth=1e-5``.
+    more, for small lesions), ``smooth=1e-5``; ``smooth_nr`` / ``smooth_dr``, ``average``
+    (``"micro"``: kornia's ``tversky_loss``, classes pooled), ``soft_label`` (Wang & Blaschko
+    2023: with :math:`tp = (\sum p + \sum g - \sum|p - g|)/2`, zero exactly when p equals a soft
+    target) and ``include_background`` as :func:`dice_loss`. ``reduction="none"``:
+    ``(N, C_kept)`` (``(1, C_kept)`` with ``batch``; ``(N,)`` with ``average="micro"``).
 
     Conventions of other libraries: MONAI ``TverskyLoss(alpha=a, beta=b)`` uses the same roles
     (alpha on fp, beta on fn) but defaults to 0.5/0.5. Jadon 2020 (II-F) writes the index with a
@@ -1183,9 +1810,14 @@ class TverskyLoss(SegLoss, registered_as='tversky'):
         alpha=0.3,
         beta=0.7,
         smooth=1e-05,
+        smooth_nr=None,
+        smooth_dr=None,
         batch=False,
+        ddp=False,
         include_background=True,
         class_weights=None,
+        average='macro',
+        soft_label=False,
         reduction='mean',
         mode=None,
         from_logits=True,
@@ -1195,10 +1827,100 @@ class TverskyLoss(SegLoss, registered_as='tversky'):
             alpha=alpha,
             beta=beta,
             smooth=smooth,
+            smooth_nr=smooth_nr,
+            smooth_dr=smooth_dr,
             batch=batch,
+            ddp=ddp,
             include_background=include_background,
             class_weights=class_weights,
+            average=average,
+            soft_label=soft_label,
             reduction=reduction,
+            mode=mode,
+            from_logits=from_logits,
+            ignore_index=ignore_index,
+        )
+
+
+class UnifiedFocalLoss(SegLoss, registered_as='unified_focal'):
+    r"""Module form of :func:`seglosses.functional.unified_focal_loss` (registered as ``'unified_focal'``).
+
+    Unified focal loss (asymmetric by default, or symmetric).
+
+    .. math:: L_{UF} = \lambda\, L_{mF} + (1 - \lambda)\, L_{mFT}
+
+    **Modified focal loss** (mean over the voxels of the per-voxel sum over classes):
+
+    .. math:: L_{maF} = \frac{1}{|\Omega|}\sum_i \Big[(1-\delta)(1 - p_{i0})^\gamma (-g_{i0}\log p_{i0})
+              + \delta \sum_{c \ge 1} (-g_{ic} \log p_{ic})\Big]
+
+    (asymmetric: only the background, class 0, is focally suppressed; symmetric: every class gets
+    the factor :math:`(1 - p_{ic})^\gamma`).
+
+    **Modified focal Tversky loss** (mean over classes), with
+    :math:`mTI_c = (tp_c + s)/(tp_c + \delta fn_c + (1-\delta) fp_c + s)`:
+
+    .. math:: L_{maFT} = \frac{1}{C}\Big[(1 - mTI_0) + \sum_{c \ge 1} (1 - mTI_c)^{1-\gamma}\Big]
+
+    (asymmetric: only the foreground classes are enhanced; symmetric: every class gets the
+    exponent :math:`1 - \gamma`). Multiclass: class 0 is the background and every other class a
+    rare (foreground) class -- the paper's multi-class form. Binary / multilabel: each sigmoid
+    channel is a two-class problem (background ``1 - p``, foreground ``p``), averaged over the
+    channels. ``include_background=False`` (multiclass) drops the background's terms.
+
+    Reference: Yeung, Sala, Schönlieb & Rundo, "Unified Focal loss: Generalising Dice and cross
+    entropy-based losses to handle class imbalanced medical image segmentation", Computerized
+    Medical Imaging and Graphics 95 (2022) 102026, arXiv:2102.04525.
+
+    Defaults: the paper's ``weight`` :math:`\lambda = 0.5`, ``delta=0.6``, ``gamma=0.5`` (the
+    authors' code); ``smooth=1e-5`` (their code: 1e-6 / 1e-7).
+
+    Conventions of other libraries: MONAI ``AsymmetricUnifiedFocalLoss`` is binary only, takes
+    probabilities (no activation despite its docstring), clips them to ``[1e-7, 1 - 1e-7]``,
+    defaults to ``delta=0.7``, and averages its focal term over the two classes instead of
+    summing them: with the same arguments, ``unified_focal(weight=1) = 2 x``
+    ``AsymmetricFocalLoss`` and ``unified_focal(weight=0) = AsymmetricFocalTverskyLoss`` (tested).
+    Here the logs come from the logits (no clipping) and the exponents below 1 have a finite slope
+    at 0 (linear below 1e-6).
+
+    Empty ground truth: a class absent from a sample has :math:`mTI = s / (s + (1-\delta) fp)`:
+    0 error when nothing is predicted for it, an error close to 1 otherwise; the focal term is
+    per voxel and always defined.
+
+    ``reduction="none"`` returns the per-sample losses ``(N,)`` (``(1,)`` with ``batch=True``).
+    ``ddp=True`` with ``batch=True``: both terms pool the global batch of DistributedDataParallel
+    (:mod:`seglosses._ddp`).
+
+    Examples: see :func:`seglosses.functional.unified_focal_loss`;
+    ``UnifiedFocalLoss(**options)(logits, target)`` equals ``unified_focal_loss(logits, target, **options)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        weight=0.5,
+        delta=0.6,
+        gamma=0.5,
+        variant='asymmetric',
+        smooth=1e-05,
+        batch=False,
+        include_background=True,
+        reduction='mean',
+        ddp=False,
+        mode=None,
+        from_logits=True,
+        ignore_index=None,
+    ):
+        super().__init__(
+            weight=weight,
+            delta=delta,
+            gamma=gamma,
+            variant=variant,
+            smooth=smooth,
+            batch=batch,
+            include_background=include_background,
+            reduction=reduction,
+            ddp=ddp,
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
@@ -1219,6 +1941,9 @@ class WeightedCELoss(SegLoss, registered_as='wce'):
     convention) divides by :math:`\sum_i w_{g_i}`.
 
     Reference: Ma et al. 2021, eq. (2), doi:10.1016/j.media.2021.102035.
+
+    ``reduction="none"``: the per-voxel elements times their class weight, ``(N, *spatial)`` multiclass,
+    ``(N, C, *spatial)`` binary / multilabel (ignored voxels hold 0).
 
     Empty ground truth: absent classes get weight 0 (they have no voxels); a batch of one class
     reduces to plain CE.
@@ -1260,6 +1985,8 @@ class WeightedBCELoss(SegLoss, registered_as='weighted_bce'):
 
     Reference: Jadon 2020, sec. II-B, doi:10.1109/CIBCB48159.2020.9277638.
 
+    ``reduction="none"``: the elements ``(N, C, *spatial)`` (ignored voxels hold 0).
+
     Empty ground truth: with ``beta=None`` and no positive voxel, beta is taken as 1 (plain BCE).
 
     Examples: see :func:`seglosses.functional.weighted_bce_loss`;
@@ -1288,17 +2015,22 @@ class WeightedBCELoss(SegLoss, registered_as='weighted_bce'):
 
 AsymLoss = AsymmetricSimilarityLoss
 BalancedCeLoss = BalancedCELoss
+BoundaryDouLoss = BoundaryDoULoss
 CeLoss = CELoss
+CldiceLoss = ClDiceLoss
 CmssLoss = CMSSLoss
 DPCELoss = DistancePenalizedCELoss
 DpceLoss = DistancePenalizedCELoss
 EllLoss = ExpLogLoss
 GDiceLoss = GeneralizedDiceLoss
 GdiceLoss = GeneralizedDiceLoss
+GwdlLoss = GeneralizedWassersteinDiceLoss
 IouLoss = IoULoss
+MccLoss = MCCLoss
 PGDiceLoss = PenaltyGeneralizedDiceLoss
 PgdiceLoss = PenaltyGeneralizedDiceLoss
 SSLoss = SensitivitySpecificityLoss
+SoftclDiceLoss = ClDiceLoss
 SsLoss = SensitivitySpecificityLoss
 TopkLoss = TopKLoss
 TopkThresholdLoss = TopKThresholdLoss
@@ -1309,9 +2041,11 @@ WeightedBceLoss = WeightedBCELoss
 __all__ = [
     'AsymmetricSimilarityLoss',
     'BalancedCELoss',
+    'BoundaryDoULoss',
     'BoundaryLoss',
     'CELoss',
     'CMSSLoss',
+    'ClDiceLoss',
     'ComboLoss',
     'DiceLoss',
     'DistancePenalizedCELoss',
@@ -1319,31 +2053,43 @@ __all__ = [
     'FocalLoss',
     'FocalTverskyLoss',
     'GeneralizedDiceLoss',
+    'GeneralizedWassersteinDiceLoss',
     'HausdorffLoss',
     'IoULoss',
     'LogCoshDiceLoss',
+    'LogHausdorffLoss',
+    'LovaszHingeLoss',
     'LovaszLoss',
+    'MCCLoss',
     'PenaltyGeneralizedDiceLoss',
     'SensitivitySpecificityLoss',
     'ShapeAwareLoss',
+    'SigmoidFocalLoss',
+    'SkeletonRecallLoss',
     'TopKLoss',
     'TopKThresholdLoss',
     'TverskyLoss',
+    'UnifiedFocalLoss',
     'WeightedBCELoss',
     'WeightedCELoss',
     'AsymLoss',
     'BalancedCeLoss',
+    'BoundaryDouLoss',
     'CeLoss',
+    'CldiceLoss',
     'CmssLoss',
     'DPCELoss',
     'DpceLoss',
     'EllLoss',
     'GDiceLoss',
     'GdiceLoss',
+    'GwdlLoss',
     'IouLoss',
+    'MccLoss',
     'PGDiceLoss',
     'PgdiceLoss',
     'SSLoss',
+    'SoftclDiceLoss',
     'SsLoss',
     'TopkLoss',
     'TopkThresholdLoss',

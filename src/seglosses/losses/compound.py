@@ -14,8 +14,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
+from .._checks import check_reduction
 from .._contract import Prepared
-from ..registry import CONTRACT_ARGS, LossInfo, instantiate, loss_info
+from ..registry import CONTRACT_ARGS, LossInfo, foreign_hint, instantiate, loss_info
 
 __all__ = ["CompoundLoss"]
 
@@ -35,10 +36,23 @@ class CompoundLoss(nn.Module):
     ``weights`` is a list of floats that a schedule (``set_epoch``) may change during training;
     ``last_terms`` holds the detached value of each term from the last forward call (used for
     logging and by value-balancing schedules).
+
+    ``reduction="none"`` (``build_loss("dice+ce", reduction="none")``) returns one loss per sample,
+    shape ``(N,)``: entry n is the compound loss of sample n on its own (each term with its own
+    ``"mean"``; a term with ``batch=True`` then pools that sample only; per-call inputs such as
+    ``distance_map`` are sliced with it). ``"mean"`` and ``"sum"`` are passed to every term.
     """
 
-    def __init__(self, terms: Sequence[Tuple[float, nn.Module]], spec: Optional[str] = None, schedule=None):
+    def __init__(
+        self,
+        terms: Sequence[Tuple[float, nn.Module]],
+        spec: Optional[str] = None,
+        schedule=None,
+        reduction: str = "mean",
+    ):
         super().__init__()
+        check_reduction(reduction)
+        self.reduction = reduction
         if not terms:
             raise ValueError("terms: expected at least one (weight, loss) pair, got none")
         self.names: List[str] = [getattr(getattr(m, "info", None), "name", type(m).__name__) for _, m in terms]
@@ -70,16 +84,21 @@ class CompoundLoss(nn.Module):
             if not isinstance(opts, dict):
                 raise TypeError(f"{t}: per-term options must be a dict, got {type(opts).__name__} {opts!r}")
         shared = kwargs
+        reduction = shared.get("reduction", "mean")
+        if reduction == "none":  # per sample: the terms keep their "mean" (see CompoundLoss)
+            shared = {k: v for k, v in shared.items() if k != "reduction"}
         for k in shared:
             if not any(k in infos[t].options for t in infos):
                 valid = sorted(set(CONTRACT_ARGS) | {o for i in infos.values() for o in i.options} | set(infos))
-                raise ValueError(f"{spec}: unknown argument {k!r}; valid arguments are {valid}")
+                raise ValueError(
+                    f"{spec}: unknown argument {k!r}{foreign_hint([k])}; valid arguments are {valid}"
+                )
         modules = []
         for w, t in terms:
             opts = {k: v for k, v in shared.items() if k in infos[t].options}
             opts.update(per_term.get(t, {}))
             modules.append((w, instantiate(infos[t], opts)))
-        return cls(modules, spec=spec, schedule=schedule)
+        return cls(modules, spec=spec, schedule=schedule, reduction="none" if reduction == "none" else "mean")
 
     # ------------------------------------------------------------------ schedules
     def set_epoch(self, epoch: int) -> None:
@@ -97,6 +116,30 @@ class CompoundLoss(nn.Module):
             raise ValueError(
                 f"{self.spec}: forward() got unknown keyword(s) {unknown}; per-call inputs are {list(self.call_args) or 'none'}"
             )
+        if self.reduction == "none":
+            return self._per_sample(logits, target, call_kwargs)
+        total, values = self._total(logits, target, call_kwargs)
+        self.last_terms = {k: float(v.detach().float().mean()) for k, v in values.items()}
+        if self.schedule is not None and hasattr(self.schedule, "observe"):
+            self.schedule.observe(values, self)
+        return total
+
+    def _per_sample(self, logits: Tensor, target: Tensor, call_kwargs: dict) -> Tensor:
+        """``(N,)``: the compound loss of each sample on its own (``reduction="none"``)."""
+        totals, per_term = [], {}
+        for n in range(logits.shape[0]):
+            kw = {k: (v[n : n + 1] if isinstance(v, Tensor) else v) for k, v in call_kwargs.items()}
+            total, values = self._total(logits[n : n + 1], target[n : n + 1], kw)
+            totals.append(total.reshape(()))
+            for k, v in values.items():
+                per_term.setdefault(k, []).append(v.reshape(()))
+        values = {k: torch.stack(v).mean() for k, v in per_term.items()}
+        self.last_terms = {k: float(v.detach().float()) for k, v in values.items()}
+        if self.schedule is not None and hasattr(self.schedule, "observe"):
+            self.schedule.observe(values, self)
+        return torch.stack(totals)
+
+    def _total(self, logits: Tensor, target: Tensor, call_kwargs: dict):
         cache: Dict[tuple, Prepared] = {}
         total: Optional[Tensor] = None
         values = {}
@@ -118,10 +161,8 @@ class CompoundLoss(nn.Module):
                     f"{tuple(value.shape)} ({name}); use reduction='mean' or 'sum' for compound losses"
                 )
             total = w * value if total is None else total + w * value
-        self.last_terms = {k: float(v.detach().float().mean()) for k, v in values.items()}
-        if self.schedule is not None and hasattr(self.schedule, "observe"):
-            self.schedule.observe(values, self)
-        return total
+        return total, values
 
     def extra_repr(self) -> str:
-        return f"spec={self.spec!r}, weights={self.weights}"
+        extra = ", reduction='none'" if self.reduction == "none" else ""
+        return f"spec={self.spec!r}, weights={self.weights}{extra}"

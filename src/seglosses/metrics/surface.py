@@ -52,7 +52,7 @@ symmetric=True)``): the surface is the set of **edge voxels** ``mask & ~binary_e
 are between voxel centres; NSD counts edge voxels; HD\ :sub:`q` is the linearly interpolated
 ``q``-th percentile of each direction (``torch.quantile``), maximum of the two; ASSD is the plain
 mean of the pooled distances. As MONAI does, the tolerance test is made on float32-rounded distance
-and tolerance. The two definitions differ (see ``docs/readme_metrics.md`` for a worked example);
+and tolerance. The two definitions differ (see ``docs/metrics.md`` for a worked example);
 report which one you use.
 
 Empty masks (both methods; the references return NaN or inf without saying so)

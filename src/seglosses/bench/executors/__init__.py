@@ -19,7 +19,14 @@ The protocol (:class:`~seglosses.bench.executors.base.Executor`)
     stop (Ctrl-C, an error in the driver): abandon running jobs where possible, drop queued
     ones, release the workers; nothing of an abandoned run is yielded.
 
-``run(jobs)`` (inherited) is ``submit`` + ``results`` with ``cancel`` on early exit.
+``run(jobs)`` (inherited) is ``submit`` + ``results`` with ``cancel`` on early exit. An executor
+may take extra keyword arguments, read from the bench config by its ``options(cfg)`` classmethod
+(Ray: ``address``, ``gpus_per_run``, ``max_retries``), and set ``always = True`` to be used even
+for one worker or one job.
+
+The executors: ``local`` (in the driver, in order), ``thread``, ``process`` (spawned processes
+that die with the driver, :mod:`~seglosses.bench.executors.lifeline`), ``ray`` (Ray tasks on this
+machine or a cluster, :mod:`~seglosses.bench.executors.ray`; ``docs/executors.md``).
 
 Adding an executor
 ------------------
@@ -38,13 +45,14 @@ from typing import Dict, Type
 from .base import Bars, Cancelled, Executor, Outcome
 from .local import LocalExecutor
 from .process import ProcessExecutor
+from .ray import RayExecutor
 from .threads import ThreadExecutor
 
 __all__ = ["Executor", "Outcome", "Bars", "Cancelled", "EXECUTORS", "get_executor", "choices"]
 
 #: ``--executor`` name -> class
 EXECUTORS: Dict[str, Type[Executor]] = {
-    cls.name: cls for cls in (LocalExecutor, ThreadExecutor, ProcessExecutor)
+    cls.name: cls for cls in (LocalExecutor, ThreadExecutor, ProcessExecutor, RayExecutor)
 }
 
 

@@ -42,6 +42,14 @@ class Executor:
 
     #: the ``--executor`` name
     name = ""
+    #: run through this executor even with one worker or one job (else the driver runs those
+    #: in-process with ``local``); Ray sets it: the user asked for a cluster or its GPUs
+    always = False
+
+    @classmethod
+    def options(cls, cfg) -> dict:
+        """Executor-specific keyword arguments read from the bench config (none by default)."""
+        return {}
 
     def __init__(
         self,
