@@ -34,8 +34,9 @@ command; ``tests/test_registry.py`` fails while this file differs from what it w
 Each class stores its options and calls the loss's registered core function (the maths lives in
 the functional form, once): ``DiceLoss(batch=True)(logits, target)`` equals
 ``seglosses.functional.dice_loss(logits, target, batch=True)``. Every class takes the loss's
-options as keywords, plus the input contract's ``mode``, ``from_logits`` and ``ignore_index``;
-the docstring is the functional form's. Older names (``CeLoss``, ``GdiceLoss``, ...) are aliases
+options as keywords, plus the input contract's ``mode``, ``from_logits`` and ``ignore_index``
+(any other name raises the registry's ``ValueError``, which names the seglosses equivalent of a
+MONAI / smp argument such as ``softmax=True``); the docstring is the functional form's. Older names (``CeLoss``, ``GdiceLoss``, ...) are aliases
 at the end of the file.
 """
 
@@ -84,7 +85,11 @@ def render() -> str:
             raise ValueError(f"{key}: the docstring cannot be written as a raw string literal")
         params = [f"{k}={v!r}" for k, v in info.defaults.items()]
         params += ["mode=None", "from_logits=True", "ignore_index=None"]
+        # **unknown: an unknown name reaches SegLoss's argument check, whose ValueError names the
+        # loss, the argument, the seglosses equivalent of a MONAI / smp name and the valid names
+        params += ["**unknown"]
         forwarded = "".join(f"            {k}={k},\n" for k in (*info.defaults, *CONTRACT_ARGS))
+        forwarded += "            **unknown,\n"
         parts.append(
             f"\nclass {info.class_name}(SegLoss, registered_as={key!r}):\n"
             f'{_indent("r" + chr(34) * 3 + doc)}\n    {chr(34) * 3}\n\n'

@@ -45,7 +45,7 @@ def test_record_run_round_trip_and_unique_key(tmp_path):
         store.record_run(_run(), [_metric()])  # same (task, loss, lr, seed): refused, not duplicated
     assert store.conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 1
     assert store.conn.execute("SELECT COUNT(*) FROM case_metrics").fetchone()[0] == 2
-    assert set(store.finished_runs()) == {("liver", "dice", 3e-3, 0)}
+    assert set(store.finished_runs()) == {("liver", "dice", 3e-3, 0, 0)}  # (task, loss, lr, fold, seed)
     store.close()
 
 

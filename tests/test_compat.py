@@ -136,6 +136,28 @@ def test_smooth_sets_both(name):
 
 # ----------------------------------------------------------------------------- average="micro"
 
+def test_micro_tversky_depends_on_alpha_plus_beta_only_and_kornia_tversky_is_macro():
+    from conftest import require
+
+    kornia_losses = require("kornia.losses")
+    x, y = _mc()
+    micro_dice = dice_loss(x, y, average="micro", smooth=0.0)
+    # softmax + label map: pooled fp == pooled fn, so alpha and beta only enter as alpha + beta
+    torch.testing.assert_close(tversky_loss(x, y, alpha=0.3, beta=0.7, average="micro", smooth=0.0), micro_dice)
+    torch.testing.assert_close(tversky_loss(x, y, alpha=0.9, beta=0.1, average="micro", smooth=0.0), micro_dice)
+    torch.testing.assert_close(
+        tversky_loss(x, y, alpha=0.1, beta=0.5, average="micro", smooth=0.0),
+        tversky_loss(x, y, alpha=0.3, beta=0.3, average="micro", smooth=0.0),
+    )
+    # kornia's tversky_loss is the macro average (every class present here), not micro
+    ref = kornia_losses.tversky_loss(x, y, alpha=0.3, beta=0.7, eps=1e-8)
+    torch.testing.assert_close(tversky_loss(x, y, alpha=0.3, beta=0.7, smooth_nr=0.0, smooth_dr=1e-8), ref)
+    assert not torch.allclose(tversky_loss(x, y, alpha=0.3, beta=0.7, average="micro", smooth_nr=0.0, smooth_dr=1e-8), ref)
+    doc = tversky_loss.__doc__
+    assert "kornia's ``tversky_loss``, classes pooled" not in doc
+    assert "equals micro Dice whenever ``alpha + beta = 1``" in doc
+
+
 @pytest.mark.parametrize("batch", [False, True])
 def test_micro_average_pools_the_kept_classes(batch):
     x, y = _mc()
@@ -222,6 +244,29 @@ def test_focal_float_alpha_in_multiclass_needs_alpha_foreground():
     torch.testing.assert_close(focal_loss(x, y, alpha=0.25, alpha_foreground=True), focal_loss(x, y, alpha=[0.75, 0.25, 0.25, 0.25]))
 
 
+def test_alpha_foreground_where_it_would_be_ignored_is_an_error():
+    x, y = _mc()
+    with pytest.raises(ValueError, match=r"alpha_foreground: True applies to a float alpha in multiclass mode only"):
+        focal_loss(x, y, alpha=[0.1, 0.2, 0.3, 0.4], alpha_foreground=True)
+    with pytest.raises(ValueError, match=r"alpha_foreground: .*got alpha=None"):
+        focal_loss(x, y, alpha_foreground=True)
+    xb, yb = x[:, :1], (y > 1).long()
+    with pytest.raises(ValueError, match=r"alpha_foreground: .*in binary mode"):
+        focal_loss(xb, yb, alpha=0.25, alpha_foreground=True)
+
+
+@pytest.mark.parametrize("name,option", [("dice", "soft_label"), ("dice", "batch"), ("iou", "soft_label"),
+                                         ("hausdorff", "spatial_mean"), ("lovasz", "per_image"), ("focal", "alpha_foreground")])
+def test_switches_must_be_bools(name, option):
+    """soft_label="no" used to switch soft labels on (a non-empty string is truthy)."""
+    with pytest.raises(TypeError, match=rf"{option}: expected True or False, got 'no'"):
+        build_loss(name, **{option: "no"})
+    x, y = _mc()
+    fn = getattr(seglosses.functional, f"{name}_loss")
+    with pytest.raises(TypeError, match=rf"{option}: expected True or False, got 'no'"):
+        fn(x, y, **{option: "no"})
+
+
 def test_sigmoid_focal_is_focal_of_one_channel_per_class():
     x, y = _mc()
     onehot = F.one_hot(y, 4).movedim(-1, 1).float()
@@ -243,6 +288,26 @@ def test_ce_label_smoothing_matches_pytorch(weights, ignore):
     ref = F.cross_entropy(x, y, weight=w, label_smoothing=0.1, ignore_index=-100)
     ours = ce_loss(x, y, class_weights=weights, label_smoothing=0.1, ignore_index=-100 if ignore else None)
     torch.testing.assert_close(ours, ref)
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+def test_ce_class_weights_with_dense_targets_follow_pytorch_elements(eps):
+    """Dense targets: the numerator is PyTorch's probability-target elements (smoothed target),
+    the denominator the unsmoothed target weight; a one-hot target gives the label map's value."""
+    x, y = _mc()
+    g = torch.Generator().manual_seed(5)
+    soft = torch.softmax(torch.randn(x.shape, generator=g), 1)
+    w = torch.tensor([1.0, 2.0, 0.5, 3.0])
+    ref_none = F.cross_entropy(x, soft, weight=w, label_smoothing=eps, reduction="none")
+    torch.testing.assert_close(ce_loss(x, soft, class_weights=w.tolist(), label_smoothing=eps, reduction="none"), ref_none)
+    total_weight = (w.view(1, -1, 1, 1) * soft).sum()
+    ours = ce_loss(x, soft, class_weights=w.tolist(), label_smoothing=eps)
+    torch.testing.assert_close(ours, ref_none.sum() / total_weight)
+    # PyTorch's "mean" divides the same sum by the number of voxels
+    torch.testing.assert_close(ours * total_weight / ref_none.numel(), F.cross_entropy(x, soft, weight=w, label_smoothing=eps))
+    onehot = F.one_hot(y, 4).movedim(-1, 1).float()
+    torch.testing.assert_close(ce_loss(x, onehot, class_weights=w.tolist(), label_smoothing=eps), ce_loss(x, y, class_weights=w.tolist(), label_smoothing=eps))
+    torch.testing.assert_close(ce_loss(x, y, class_weights=w.tolist(), label_smoothing=eps), F.cross_entropy(x, y, weight=w, label_smoothing=eps))
 
 
 def test_ce_label_smoothing_binary_hand_computed():
@@ -340,6 +405,41 @@ def test_ambiguous_targets_say_which_conversion_fixes_them():
         dice_loss(x, bad)
     with pytest.raises(ValueError, match=r"target: expected label values in \[0, 4\)"):
         dice_loss(x, y.unsqueeze(1).float() + 4)
+
+
+def test_ignore_index_on_a_binary_float_mask_matches_smp_and_the_long_mask():
+    from _peers import smp_losses
+
+    S = smp_losses()
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 1, 8, 8, generator=g)
+    y = (torch.rand(2, 1, 8, 8, generator=g) > 0.5).float()
+    y[:, :, :2] = 255  # smp's float masks: 255 = ignore
+    torch.testing.assert_close(focal_loss(x, y, ignore_index=255), S.FocalLoss("binary", ignore_index=255)(x, y))
+    torch.testing.assert_close(
+        dice_loss(x, y, ignore_index=255, batch=True, smooth=0.0), S.DiceLoss("binary", ignore_index=255, smooth=0.0)(x, y)
+    )
+    for name in ("dice", "ce", "focal", "iou"):
+        loss = build_loss(name, ignore_index=255)
+        ref = loss(x, y.long())
+        torch.testing.assert_close(loss(x, y), ref)  # (N, 1, *spatial) float mask
+        torch.testing.assert_close(loss(x, y[:, 0]), ref)  # (N, *spatial) float mask
+    # without ignore_index the 255s are not a mask value: an error, not a silent BCE against 255
+    with pytest.raises(ValueError, match=r"target: expected a binary float mask with values in \[0, 1\], got value 255"):
+        ce_loss(x, y)
+    with pytest.raises(ValueError, match=r"other than ignore_index=255\), got value 2"):
+        ce_loss(x, torch.where(y == 1, 2.0, y), ignore_index=255)
+
+
+def test_ignore_index_with_a_dense_target_needs_a_label_map():
+    x, y = _mc()
+    onehot = F.one_hot(y, 4).movedim(-1, 1)
+    for t in (onehot.float(), onehot):  # float and integer one-hot
+        with pytest.raises(ValueError, match=r"ignore_index: needs a label-map target.*ignore_index=255"):
+            dice_loss(x, t, ignore_index=255)
+    xm, ym = _ml(soft=True)
+    with pytest.raises(ValueError, match=r"ignore_index: needs a label-map target"):
+        ce_loss(xm, ym, mode="multilabel", ignore_index=255)
 
 
 def test_seglosses_top_level_names_still_lazy():

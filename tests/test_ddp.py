@@ -184,3 +184,53 @@ def test_ddp_must_be_a_bool():
     logits, target = torch.randn(2, 3, 4, 4), torch.randint(0, 3, (2, 4, 4))
     with pytest.raises(TypeError, match=r"ddp: expected True or False, got 'yes'"):
         build_loss("dice", batch=True, ddp="yes")(logits, target)
+
+
+@pytest.mark.parametrize("spec,opts", [("dice+ce", {"batch": True, "ddp": True}),
+                                       ("dice+ce", {"dice": {"batch": True, "ddp": True}}),
+                                       ("dice_ce", {"batch": True, "ddp": True})])
+def test_compound_per_sample_with_ddp_batch_term_raises(spec, opts):
+    """A per-sample loss of a globally pooled batch statistic is not defined; it used to run one
+    all-reduce per local sample (mixing ranks, hanging on uneven shards). Checked when built."""
+    assert not dist.is_initialized()
+    with pytest.raises(ValueError, match=r"reduction: 'none'.*'dice'.*batch=True and ddp=True"):
+        build_loss(spec, reduction="none", **opts)
+    # the other combinations stay allowed
+    build_loss(spec, reduction="mean", **opts)
+    per_sample = build_loss("dice+ce", reduction="none", batch=True)
+    assert per_sample(torch.randn(2, 3, 4, 4), torch.randint(0, 3, (2, 4, 4))).shape == (2,)
+
+
+def test_deep_supervision_zero_weight_head_under_ddp(tmp_path):
+    """Default weights="nnunet" give the lowest output weight 0; its head must stay in the graph or
+    DDP fails on the second iteration ("Expected to have finished reduction ...")."""
+    from seglosses import DeepSupervision
+
+    class TwoHeads(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = torch.nn.Conv2d(1, 4, 3, padding=1)
+            self.head0 = torch.nn.Conv2d(4, 3, 1)
+            self.head1 = torch.nn.Conv2d(4, 3, 1)
+
+        def forward(self, x):
+            h = self.body(x)
+            return [self.head0(h), self.head1(torch.nn.functional.avg_pool2d(h, 2))]
+
+    assert not dist.is_initialized()
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path}/store", rank=0, world_size=1)
+    try:
+        torch.manual_seed(0)
+        model = torch.nn.parallel.DistributedDataParallel(TwoHeads())
+        loss = DeepSupervision("dice+ce")  # weights "nnunet": [1, 0] for two outputs
+        assert loss.weights_for(2) == [1.0, 0.0]
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        x = torch.randn(2, 1, 8, 8)
+        y = torch.randint(0, 3, (2, 8, 8))
+        for _ in range(2):  # the second iteration is where DDP complains about unused parameters
+            opt.zero_grad()
+            loss(model(x), y).backward()
+            opt.step()
+        assert torch.equal(model.module.head1.weight.grad, torch.zeros_like(model.module.head1.weight))
+    finally:
+        dist.destroy_process_group()

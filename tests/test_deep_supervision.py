@@ -91,13 +91,19 @@ def test_weighted_sum_by_hand_with_compound_spec():
     assert len(ds.last_levels) == 3
 
 
-def test_zero_weight_level_is_not_evaluated_and_gets_no_gradient():
+def test_zero_weight_level_is_not_evaluated_and_gets_zero_gradient():
     outputs, target = _outputs(grad=True), _labels()
     ds = DeepSupervision("dice", weights="nnunet")
-    ds(outputs, target).backward()
+    value = ds(outputs, target)
+    value.backward()
     assert outputs[0].grad is not None and outputs[1].grad is not None
-    assert outputs[2].grad is None
+    # kept in the graph (DDP needs every head used) through an exact zero
+    assert outputs[2].grad is not None and torch.equal(outputs[2].grad, torch.zeros_like(outputs[2]))
     assert ds.last_levels[2] is None
+    w = ds.weights_for(3)
+    dice = seglosses.build_loss("dice")
+    expected = w[0] * dice(outputs[0], target) + w[1] * dice(outputs[1], downsample_target(target, (8, 8)))
+    assert torch.equal(value, expected)  # the value is unchanged
 
 
 def test_ignore_index_survives_downsampling():
@@ -155,6 +161,30 @@ def test_per_call_inputs_as_lists():
     assert torch.allclose(ds(outputs, target, distance_map=dmaps), expected)
     with pytest.raises(ValueError, match="distance_map: with deep supervision expected a list of 2"):
         ds(outputs, target, distance_map=dmaps[0])
+
+
+def test_float_label_map_is_downsampled_as_labels_not_averaged():
+    # MONAI's habit: a float (N, 1, *spatial) label map with C > 1 logits (the contract reads it as labels)
+    g = torch.Generator().manual_seed(3)
+    outs = [torch.randn((2, 3) + s, generator=g) for s in ((8, 8), (4, 4), (2, 2))]
+    y = 2 * torch.randint(0, 2, (2, 1, 8, 8), generator=g)  # labels {0, 2}: averaging gives 0.5, 1, 1.5
+    ds = DeepSupervision("dice+ce", weights="exp")
+    assert torch.equal(ds(outs, y.float()), ds(outs, y))
+    assert torch.equal(ds(outs, y[:, 0].float()), ds(outs, y[:, 0]))  # (N, *spatial) too
+    # a random float label map must not be turned into non-integral "labels"
+    yr = torch.randint(0, 3, (2, 8, 8), generator=g).float()
+    assert torch.equal(ds(outs, yr), ds(outs, yr.long()))
+    # a binary float mask (C == 1) is still averaged (soft targets at low resolution)
+    mask = (torch.rand(2, 1, 8, 8, generator=g) > 0.5).float()
+    bouts = [o[:, :1] for o in outs]
+    bce = seglosses.build_loss("ce")
+    expected = sum(w * bce(o, downsample_target(mask, o.shape[2:])) for w, o in zip([1, 0.5, 0.25], bouts))
+    assert torch.allclose(DeepSupervision("ce", weights="exp")(bouts, mask), expected)
+    # ... unless it holds an ignore label (smp's 255): then nearest, so the 255s stay exact
+    ignored = mask.clone()
+    ignored[:, :, :2] = 255
+    ds = DeepSupervision("ce", weights="exp", ignore_index=255)
+    assert torch.equal(ds(bouts, ignored), ds(bouts, ignored.long()))
 
 
 # ------------------------------------------------------------------ references
@@ -216,6 +246,10 @@ def test_errors_name_the_argument():
         DeepSupervision(seglosses.build_loss("dice"), batch=True)
     with pytest.raises(ValueError, match="dice: unknown argument"):
         DeepSupervision("dice", bogus=1)
+    with pytest.raises(ValueError, match=r"weight_mode: MONAI's name; use weights='exp'"):
+        DeepSupervision("dice", weight_mode="exp")
+    with pytest.raises(ValueError, match=r"weights: expected one weight per output \(at least one\), got \[\]"):
+        DeepSupervision("dice", weights=[])
     # the wrapped loss's own contract still applies at every level
     with pytest.raises(ValueError, match="target: expected label values"):
         DeepSupervision("dice")(outputs, target + 5)

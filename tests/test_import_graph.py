@@ -183,9 +183,9 @@ def test_exempt_edges_exist_and_are_lazy():
 #: own layer or of the layers before it.
 BENCH_LAYERS = [
     ("data", {"io", "data", "data_layouts", "data_sampling", "synthetic", "presets", "plotting", "profile"}),
-    ("one run", {"model", "train", "evaluate", "job"}),
+    ("one run", {"model", "train", "evaluate", "job", "plan"}),
     ("executors", {"executors", "executors.base", "executors.local", "executors.threads", "executors.process", "executors.ray", "executors.lifeline"}),
-    ("results", {"store", "results"}),
+    ("results", {"store", "results", "evidence"}),
     ("driver and report", {"runner", "report", "report_blocks", "report_figures"}),
     ("command line", {"cli"}),
 ]

@@ -109,3 +109,24 @@ def test_every_foreign_name_is_in_the_guide_and_raises():
         assert f"`{name}" in section, name
         with pytest.raises(ValueError, match=re.escape(equivalent)):
             seglosses.build_loss("dice", **{name: 1})
+
+
+@pytest.mark.parametrize("cls,name,value,says", [
+    ("DiceLoss", "softmax", True, "mode='multiclass'"),
+    ("DiceLoss", "weight", [1.0, 2.0, 1.0, 1.0], "class_weights=[...]"),
+    ("FocalLoss", "use_softmax", True, "mode='multiclass'"),
+    ("CELoss", "smooth_factor", 0.1, "label_smoothing="),
+])
+def test_module_classes_name_the_seglosses_equivalent(cls, name, value, says):
+    """The module forms give the same error as build_loss and the functional forms (not a
+    plain TypeError about an unexpected keyword)."""
+    with pytest.raises(ValueError, match=re.escape(f"{name!r} is not a seglosses argument")) as info:
+        getattr(seglosses.losses, cls)(**{name: value})
+    assert says in str(info.value)
+
+
+def test_module_classes_unknown_argument_names_the_loss_and_nearest_names():
+    with pytest.raises(ValueError, match=r"dice: unknown argument\(s\) \['bacth'\].*did you mean \['batch'\]"):
+        seglosses.losses.DiceLoss(bacth=True)
+    with pytest.raises(ValueError, match=r"focal: unknown argument\(s\) \['gama'\].*did you mean \['gamma'\]"):
+        seglosses.losses.FocalLoss(gama=2.0)

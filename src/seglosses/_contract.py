@@ -15,8 +15,11 @@ Every loss in :mod:`seglosses` accepts ``(logits, target)`` as described in the 
 * ``mode``: ``"multiclass"`` (softmax over C, one label per voxel), ``"binary"`` (C == 1, sigmoid,
   the single channel is the foreground) or ``"multilabel"`` (independent sigmoid per channel).
   Default: multiclass when C > 1, binary when C == 1.
-* ``ignore_index``: label value whose voxels are excluded from every sum and mean (label-map
-  targets only).
+* ``ignore_index``: label value whose voxels are excluded from every sum and mean: label-map
+  targets, and binary float masks ``(N, *spatial)`` / ``(N, 1, *spatial)`` (smp's float masks with
+  255 = ignore; the ignored voxels are set to 0 and excluded). A one-hot / soft / multi-hot
+  ``(N, C, *spatial)`` target has no label to ignore: ``ignore_index`` with it raises an error.
+  A binary float mask must hold values in ``[0, 1]`` (outside ignored voxels).
 
 :func:`prepare` returns a :class:`Prepared` object. Probabilities and log-probabilities are
 computed lazily in float32 (AMP-safe; float64 input stays float64, so ``gradcheck`` works) and
@@ -379,8 +382,28 @@ def prepare(
     else:
         if not target.is_floating_point():
             raise TypeError(f"target: expected an integer or floating tensor, got dtype {target.dtype}")
+        binary_mask = mode == "binary" and tuple(target.shape) in ((n,) + spatial, (n, 1) + spatial)
         if mode == "binary" and tuple(target.shape) == (n,) + spatial:
             target = target.unsqueeze(1)
+        if ignore_index is not None and not binary_mask:
+            raise ValueError(
+                f"ignore_index: needs a label-map target (or a binary float mask), got ignore_index={ignore_index} "
+                f"with a dense {mode} target {_describe(target)}; pass the label map (N, *spatial) instead "
+                f"of the one-hot / soft target, or ignore_index=None"
+            )
+        if binary_mask and ignore_index is not None:  # smp-style float masks with e.g. 255 = ignore
+            keep = target[:, 0] != ignore_index
+            valid = keep.to(cdtype)
+            target = torch.where(keep.unsqueeze(1), target, torch.zeros((), dtype=target.dtype, device=target.device))
+        if binary_mask and validate and target.numel():
+            lo, hi = (float(v) for v in torch.aminmax(target))
+            if not (lo >= 0.0 and hi <= 1.0):
+                bad = lo if not lo >= 0.0 else hi
+                extra = "" if ignore_index is None else f" (other than ignore_index={ignore_index})"
+                raise ValueError(
+                    f"target: expected a binary float mask with values in [0, 1]{extra}, got value {bad}; "
+                    f"pass ignore_index for a label that marks ignored voxels (255)"
+                )
         if tuple(target.shape) != tuple(logits.shape):
             hint = ""
             if lm is not None or tuple(target.shape) in ((n,) + spatial, (n, 1) + spatial):

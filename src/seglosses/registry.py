@@ -195,10 +195,25 @@ def _is_default(value: Any, default: Any) -> bool:
 def _check_kwargs(info: LossInfo, kwargs: dict) -> None:
     unknown = sorted(set(kwargs) - set(info.options))
     if unknown:
+        import difflib
+
+        close = sorted({m for k in unknown if k not in FOREIGN_ARGS for m in difflib.get_close_matches(k, info.options, n=3)})
+        near = f"; did you mean {close}?" if close else ""
         raise ValueError(
-            f"{info.name}: unknown argument(s) {unknown}{foreign_hint(unknown)}; "
+            f"{info.name}: unknown argument(s) {unknown}{foreign_hint(unknown)}{near}; "
             f"valid arguments are {sorted(info.options)}"
         )
+    _check_bool_options(kwargs)
+
+
+#: switches that take True or False only (a string such as soft_label="no" would read as True)
+BOOL_OPTIONS = ("batch", "ddp", "soft_label", "spatial_mean", "squared", "per_image", "alpha_foreground")
+
+
+def _check_bool_options(kwargs: dict) -> None:
+    for k in BOOL_OPTIONS:
+        if k in kwargs and not isinstance(kwargs[k], bool):
+            raise TypeError(f"{k}: expected True or False, got {kwargs[k]!r}")
 
 
 def instantiate(info: LossInfo, kwargs: dict) -> "SegLoss":

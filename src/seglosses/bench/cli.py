@@ -41,6 +41,8 @@ examples:
   seglosses bench --preset paper --device cuda --out paper_out      # Ma et al. protocol (GPU/cluster)
   seglosses bench --preset topology --out topo_out  # thin vessels: clDice, skeleton recall, Betti errors
   seglosses bench --out seglosses_out --resume      # continue after an interruption
+  seglosses bench --data /data/my_2d --budget 10m   # fit the grid into 10 minutes (plan printed first)
+  seglosses bench --tasks liver --folds 5 --seeds 0,1,2 --plan      # cross-validation x 3 seeds: plan and ETA only
   seglosses report seglosses_out                    # rewrite report.html / report.md
   seglosses export seglosses_out --csv && seglosses rank seglosses_out/results.csv
 
@@ -81,6 +83,47 @@ def _positive_int(text: str) -> int:
     if v < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return v
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return v
+
+
+def _int_list(text: str, flag: str) -> List[int]:
+    out = []
+    for item in str(text).split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            v = int(item)
+        except ValueError:
+            raise ValueError(f"{flag}: {item!r} is not an integer (expected e.g. 0,1,2)") from None
+        if v < 0:
+            raise ValueError(f"{flag}: expected non-negative integers, got {item!r}")
+        if v not in out:
+            out.append(v)
+    if not out:
+        raise ValueError(f"{flag}: expected a comma-separated list of integers, got {text!r}")
+    return out
+
+
+#: ``bench`` flags whose value the planner never changes when given (docs/evidence.md)
+_EXPLICIT = {
+    "iterations": "iterations",
+    "epochs": "iterations",
+    "patch_size": "patch_size",
+    "batch_size": "batch_size",
+    "spatial_dims": "train_dims",
+    "folds": "folds",
+    "seeds": "seeds",
+}
 
 
 def _fraction(text: str) -> float:
@@ -211,6 +254,34 @@ def configure_bench(parser: argparse.ArgumentParser) -> None:
     m.add_argument(
         "--tolerance", type=float, default=1.0, help="NSD tolerance in mm (default 1.0, as the Decathlon)"
     )
+    e = parser.add_argument_group("evidence and time (docs/evidence.md)")
+    e.add_argument(
+        "--folds",
+        type=_positive_int,
+        help="K-fold cross-validation by case: every case is tested exactly once (default: a single split; "
+        "5 folds when --budget allows)",
+    )
+    e.add_argument(
+        "--fold",
+        type=_non_negative_int,
+        action="append",
+        metavar="F",
+        help="run only fold F of --folds (repeatable; spread folds over machines, add them later with --resume)",
+    )
+    e.add_argument(
+        "--seeds",
+        help="training seeds, comma-separated (e.g. 0,1,2): initialisation and sampling; the split keeps --seed "
+        "(default: --seed)",
+    )
+    e.add_argument(
+        "--budget",
+        help="fit the whole grid into this wall time (90s, 30m, 2h, 1h30m): the planner chooses iterations, "
+        "2-D/3-D, patch, batch and folds",
+    )
+    e.add_argument("--plan", action="store_true", help="print the plan (data fingerprint, settings, ETA) and exit")
+    e.add_argument(
+        "--yes", action="store_true", help="do not ask before a grid estimated at more than one hour on a CPU"
+    )
     r = parser.add_argument_group("execution and output")
     r.add_argument("--out", default="seglosses_out", help="output folder (default: seglosses_out)")
     r.add_argument(
@@ -332,17 +403,34 @@ def build_config(args):
     cfg.spatial_dims = spatial_dims
     if args.patch_size is not None:
         cfg.patch_size = args.patch_size or None
+    # evidence and time (docs/evidence.md)
+    from .plan import parse_budget
+
+    cfg.folds = getattr(args, "folds", None)
+    cfg.run_folds = sorted(set(getattr(args, "fold", None) or [])) or None
+    if cfg.run_folds and not cfg.folds:
+        raise ValueError("--fold needs --folds K (the number of folds the cases are split into)")
+    if cfg.run_folds and cfg.run_folds[-1] >= cfg.folds:
+        raise ValueError(f"--fold: expected fold numbers in [0, {cfg.folds - 1}] for --folds {cfg.folds}, got {cfg.run_folds[-1]}")
+    cfg.seeds = _int_list(args.seeds, "--seeds") if getattr(args, "seeds", None) else None
+    cfg.budget = parse_budget(args.budget) if getattr(args, "budget", None) else None
+    cfg.plan_only = bool(getattr(args, "plan", False))
+    cfg.yes = bool(getattr(args, "yes", False))
+    cfg.explicit = sorted({v for k, v in _EXPLICIT.items() if getattr(args, k, None) is not None})
     return cfg, warnings
 
 
-def bench(cfg, log=print) -> dict:
+def bench(cfg, log=print, confirm=None) -> dict:
     """Run the grid of ``cfg`` (a :class:`~seglosses.bench.runner.BenchConfig`), then write the
     report when ``cfg.report``; return the runner's summary with ``"report"`` set to the report's
-    paths (None without a report)."""
+    paths (None without a report). ``--plan`` (``cfg.plan_only``) and a declined confirmation
+    return before training, without a report; ``confirm`` is passed to the runner."""
     from .report import write_report
     from .runner import run_bench as run_grid
 
-    summary = run_grid(cfg, log=log)
+    summary = run_grid(cfg, log=log, confirm=confirm)
+    if cfg.plan_only or summary.get("aborted"):
+        return summary
     if cfg.report:
         paths = write_report(cfg.out)
         log(f"report: {paths['html']} and {paths['md']}")
@@ -357,12 +445,11 @@ def run_bench(args) -> int:
     n_tasks = len(cfg.tasks) + len(cfg.data)
     print(
         f"seglosses bench: preset {cfg.preset}, {n_tasks} task(s), {len(cfg.losses)} loss configuration(s), "
-        f"{len(cfg.lrs)} learning rate(s) -> {n_tasks * len(cfg.losses) * len(cfg.lrs)} run(s) of {cfg.iterations} iterations; "
-        f"device {cfg.device}; results in {Path(cfg.out) / 'results.sqlite'}",
+        f"{len(cfg.lrs)} learning rate(s); device {cfg.device}; results in {Path(cfg.out) / 'results.sqlite'}",
         flush=True,
     )
     try:
-        summary = bench(cfg)
+        summary = bench(cfg, log=lambda line: print(line, flush=True), confirm=_ask if sys.stdin.isatty() else None)
     except KeyboardInterrupt:
         print(
             f"\ninterrupted: every finished run is in {Path(cfg.out) / 'results.sqlite'}; "
@@ -370,11 +457,24 @@ def run_bench(args) -> int:
             file=sys.stderr,
         )
         return 130
+    if cfg.plan_only:
+        print("--plan: nothing trained", flush=True)
+        return 0
+    if summary.get("aborted"):
+        return 1
     print(
         f"done: {summary['ran']} run(s) in {summary['seconds']:.0f} s ({summary['failed']} failed, {summary['skipped']} skipped as already stored)",
         flush=True,
     )
     return 0
+
+
+def _ask(question: str) -> bool:
+    """``[y/N]`` on the terminal (only asked when stdin is a terminal)."""
+    try:
+        return input(question).strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
 
 
 # ----------------------------------------------------------------------------------------------

@@ -45,7 +45,9 @@ __all__ = [
     "class_ratio_text",
     "ct_statistics",
     "display_slice",
+    "fold_split",
     "iter_slices",
+    "kfold_cases",
     "load_split",
     "normalize_images",
     "normalize_intensity",
@@ -524,6 +526,93 @@ def split_cases(case_ids: Iterable[str], val_fraction: float = 0.2, seed: int = 
     test_set = set(test)
     train = [i for i in ids if i not in test_set]
     return train, test
+
+
+def kfold_cases(case_ids: Iterable[str], folds: int, seed: int = 0) -> list:
+    """K-fold cross-validation by case: ``[(train_ids, test_ids)]`` for folds ``0 .. folds - 1``.
+
+    As nnU-Net v2 (``generate_crossval_split``: a seeded shuffle of the sorted case ids, then
+    contiguous folds), the ids are sorted first, so the folds depend only on the set of ids and
+    ``seed``, never on the order the files were listed in. The sorted ids are permuted with
+    ``numpy.random.default_rng(seed)`` and cut into ``folds`` contiguous blocks whose sizes differ
+    by at most one (the first ``n % folds`` folds get one case more). Every case is a test case of
+    exactly one fold; the other folds train on it. Both lists of every fold come back sorted.
+
+    ``folds`` must lie in ``2 .. n``; one fold is not cross-validation (use :func:`split_cases`).
+
+    Examples
+    --------
+    >>> folds = kfold_cases(["c", "a", "e", "b", "d"], 2, seed=0)
+    >>> sorted(c for _, test in folds for c in test)
+    ['a', 'b', 'c', 'd', 'e']
+    >>> [len(test) for _, test in folds]
+    [3, 2]
+    >>> kfold_cases(["e", "d", "c", "b", "a"], 2, seed=0) == folds
+    True
+    """
+    ids = [str(i) for i in case_ids]
+    if len(set(ids)) != len(ids):
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        raise ValueError(f"case_ids: duplicate ids {dup[:5]}")
+    n = len(ids)
+    if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or not 2 <= folds <= n:
+        raise ValueError(f"folds: expected an integer in [2, {n}] (the number of cases), got {folds!r}")
+    ids = sorted(ids)
+    perm = np.random.default_rng(seed).permutation(n)
+    sizes = [n // folds + (1 if f < n % folds else 0) for f in range(folds)]
+    out, start = [], 0
+    for size in sizes:
+        test = sorted(ids[i] for i in perm[start : start + size])
+        start += size
+        test_set = set(test)
+        out.append(([i for i in ids if i not in test_set], test))
+    return out
+
+
+def fold_split(
+    case_ids: Iterable[str],
+    folds: int = 1,
+    fold: int = 0,
+    *,
+    seed: int = 0,
+    test_fraction: float = 0.2,
+    val_fraction: float = 0.2,
+) -> dict:
+    """The ``{"train", "val", "test"}`` case ids of one fold of the benchmark's protocol.
+
+    * ``folds == 1``: the single split of the quick preset -- :func:`split_cases` holds out
+      ``test_fraction`` of the cases for testing (seed ``seed``); ``fold`` must be 0.
+    * ``folds >= 2``: fold ``fold`` of :func:`kfold_cases` (seed ``seed``): its test cases are the
+      fold's block, every case is tested in exactly one fold.
+
+    In both cases a validation subset (``val_fraction`` of the training cases, seed ``seed + 1``,
+    only when at least 3 training cases remain) is held out of training to pick the learning
+    rate; the model trains on the rest. The split seed is the bench's ``--seed``; training seeds
+    (``--seeds``) never change it, so every seed of a configuration sees the same cases.
+
+    Examples
+    --------
+    >>> ids = [f"case_{i}" for i in range(10)]
+    >>> tests = [fold_split(ids, 5, f, seed=0)["test"] for f in range(5)]
+    >>> sorted(c for t in tests for c in t) == ids
+    True
+    >>> s = fold_split(ids, 5, 0, seed=0)
+    >>> len(s["train"]), len(s["val"]), len(s["test"])
+    (6, 2, 2)
+    """
+    ids = [str(i) for i in case_ids]
+    if isinstance(fold, bool) or not isinstance(fold, (int, np.integer)) or not 0 <= fold < max(int(folds), 1):
+        raise ValueError(f"fold: expected an integer in [0, {max(int(folds), 1) - 1}], got {fold!r}")
+    if len(ids) < 2:
+        raise ValueError(f"case_ids: at least 2 cases are needed (train + test), got {len(ids)}")
+    if folds == 1:
+        train, test = split_cases(ids, test_fraction, seed=seed)
+    else:
+        train, test = kfold_cases(ids, folds, seed=seed)[fold]
+    val: list = []
+    if val_fraction > 0 and len(train) >= 3:
+        train, val = split_cases(train, val_fraction, seed=seed + 1)
+    return {"train": train, "val": val, "test": test}
 
 
 def save_split(path: PathLike, train_ids: Sequence[str], test_ids: Sequence[str], **meta) -> Path:

@@ -1,9 +1,10 @@
 """One benchmark run as a pure function of its job description.
 
 A *job* is a JSON-able dict that says everything about one run: ``task`` (name), ``loader``
-(how to load the task's data: a built-in task or a path, see :func:`load_task`), ``loss``
-(:meth:`LossConfig.to_dict`), ``lr``, ``split`` (train / val / test case ids), ``train``
-(:meth:`TrainConfig.to_dict`), ``tolerance`` (NSD, mm) and ``replace`` (the run id a retried
+(how to load the task's data: a built-in task or a path, and ``train_dims`` when the plan trains
+a 3-D task on 2-D slices, see :func:`load_task`), ``loss`` (:meth:`LossConfig.to_dict`), ``lr``,
+``fold`` (the cross-validation fold, 0 for the single split), ``split`` (train / val / test case
+ids of that fold), ``train`` (:meth:`TrainConfig.to_dict`, with the training ``seed``), ``tolerance`` (NSD, mm) and ``replace`` (the run id a retried
 failed run replaces; only the driver reads it).
 
 :func:`execute_run` turns a job and its task's data into a *result*: ``{"run": row, "metrics":
@@ -33,12 +34,15 @@ def load_task(spec: dict):
     if spec["kind"] == "synthetic":
         from .synthetic import make_task
 
-        return make_task(
-            spec["name"],
-            n_cases=spec["n_cases"],
-            spatial_dims=spec["spatial_dims"],
-            size=spec.get("size"),
-            seed=spec["seed"],
+        return _with_train_dims(
+            make_task(
+                spec["name"],
+                n_cases=spec["n_cases"],
+                spatial_dims=spec["spatial_dims"],
+                size=spec.get("size"),
+                seed=spec["seed"],
+            ),
+            spec,
         )
     from .data_layouts import load_dataset
 
@@ -46,7 +50,17 @@ def load_task(spec: dict):
     if not path.exists():
         raise FileNotFoundError(f"--data: {path} does not exist")
     dims = spec.get("spatial_dims")
-    return load_dataset(path, spatial_dims=dims)
+    return _with_train_dims(load_dataset(path, spatial_dims=dims), spec)
+
+
+def _with_train_dims(dataset, spec: dict):
+    """A 3-D task that the plan trains on 2-D slices (``spec["train_dims"] == 2``)."""
+    dims = spec.get("train_dims")
+    if dims and dims != dataset.train_dims:
+        from dataclasses import replace
+
+        return replace(dataset, train_dims=int(dims))
+    return dataset
 
 
 def display_index(dataset, case) -> Tuple[int, int]:
@@ -89,6 +103,7 @@ def execute_run(job: dict, dataset, progress=None) -> dict:
         "options": loss_cfg.options,
         "lr": tcfg.lr,
         "seed": tcfg.seed,
+        "fold": int(job.get("fold", 0)),
         "iterations": tcfg.iterations,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "config": {
@@ -171,6 +186,7 @@ def failed_result(job: dict, error: BaseException) -> dict:
             "options": job["loss"]["options"],
             "lr": job["lr"],
             "seed": job["train"]["seed"],
+            "fold": int(job.get("fold", 0)),
             "status": "failed",
             "reason": f"worker error: {type(error).__name__}: {error}",
             "config": {"train": job["train"]},

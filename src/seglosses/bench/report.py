@@ -259,6 +259,21 @@ class ReportContext:
                 out[t] = _tiebreak(_ranking(sub, metrics={"dsc": "higher", "nsd": "higher"}), sub)
         return out
 
+    @cached_property
+    def stability(self):
+        """Bootstrap rank stability over all tasks with DSC + NSD (computed once)."""
+        from seglosses import ranking as rk
+
+        return rk.rank_stability(
+            self.cases,
+            method="method",
+            case="case",
+            task="task",
+            metrics={"dsc": "higher", "nsd": "higher"},
+            n_bootstrap=self.n_bootstrap,
+            seed=0,
+        )
+
     def task_order(self, task: str) -> List[str]:
         return list(self.per_task_rank[task].index) if task in self.per_task_rank else self.order
 
@@ -597,15 +612,7 @@ def section_stability_bootstrap(ctx: ReportContext) -> List[Block]:
     from seglosses import ranking as rk
 
     n_bootstrap = ctx.n_bootstrap
-    stab = rk.rank_stability(
-        ctx.cases,
-        method="method",
-        case="case",
-        task="task",
-        metrics={"dsc": "higher", "nsd": "higher"},
-        n_bootstrap=n_bootstrap,
-        seed=0,
-    )
+    stab = ctx.stability
     p = rk.plot_rank_stability(stab, ctx.fig_dir / "stability_bootstrap.png")
     tau = stab.tau_summary()
     rows = [
@@ -755,6 +762,89 @@ def section_runs(ctx: ReportContext) -> List[Block]:
     ]
 
 
+def section_how_sure(ctx: ReportContext) -> List[Block]:
+    """Cases, folds and seeds behind the ranking; bootstrap and seed stability; what is significant
+    (docs/evidence.md)."""
+    from .evidence import evidence_counts, seed_stability, significance_sentences
+
+    per_seed = ctx.res.seed_cases if not ctx.res.seed_cases.empty else ctx.cases
+    counts = evidence_counts(per_seed)
+    seeds = counts["seeds"] or [ctx.proto.get("seed", 0)]
+    parts = []
+    for t, n in counts["cases"].items():
+        total = (ctx.res.tasks.get(t) or {}).get("n_cases", n)
+        parts.append(f"{t}: {n} test case(s)" + ("" if n == total else f" of {total}"))
+    folds = counts["folds"]
+    fold_text = (
+        f"{folds}-fold cross-validation by case (every case is a test case exactly once)"
+        if folds > 1
+        else "a single split (only the held-out test cases are ranked; --folds K tests every case)"
+    )
+    seed_text = (
+        f"{len(seeds)} training seeds ({', '.join(map(str, seeds))}), each case's metrics averaged over the seeds "
+        "before the Wilcoxon tests"
+        if len(seeds) > 1
+        else f"one training seed ({seeds[0]}; --seeds 0,1,2 shows how much the seed moves the ranking)"
+    )
+    blocks = [
+        Block("h2", "How sure is this"),
+        Block("p", f"The ranking rests on {'; '.join(parts)}, from {fold_text}, and {seed_text}."),
+    ]
+    tau = ctx.stability.tau_summary()
+    boot = (
+        f"Bootstrap over the test cases ({ctx.n_bootstrap} samples): median Kendall tau {tau['median']:.2f} "
+        f"(95 % interval {tau['q025']:.2f} to {tau['q975']:.2f}) against the full ranking"
+        if np.isfinite(tau["median"])
+        else "Bootstrap: Kendall tau undefined (all losses tied)"
+    )
+    if len(seeds) > 1:
+        st = seed_stability(per_seed, metrics={"dsc": "higher", "nsd": "higher"})
+        st_tau = st.tau_summary()
+        blocks.append(
+            Block(
+                "p",
+                f"{boot}. Between seeds: Kendall tau of the per-seed rankings from {st_tau['min']:.2f} to "
+                f"{st_tau['max']:.2f} (mean {st_tau['mean']:.2f})"
+                + (
+                    "; the training seed moves the ranking more than the choice of test cases does."
+                    if np.isfinite(st_tau["mean"]) and np.isfinite(tau["median"]) and st_tau["mean"] < tau["median"]
+                    else "."
+                ),
+            )
+        )
+        rows = []
+        for m in ctx.order:
+            if m not in st.spread.index:
+                continue
+            r = st.spread.loc[m]
+            rows.append(
+                [Cell(m, align="left")]
+                + [Cell(_fmt(st.mean_by_seed.loc[m].get(sd, np.nan), 3)) for sd in st.mean_by_seed.columns]
+                + [Cell(_fmt(r["std"], 3)), Cell(_fmt(r["range"], 3))]
+                + [Cell(str(int(v)) if v == v else "—") for v in st.ranks_by_seed.loc[m]]
+            )
+        blocks.append(
+            Block(
+                "table",
+                header=["loss"]
+                + [f"mean DSC, seed {sd}" for sd in st.mean_by_seed.columns]
+                + ["std over seeds", "range"]
+                + [f"rank, seed {sd}" for sd in st.ranks_by_seed.columns],
+                rows=rows,
+            )
+        )
+    else:
+        blocks.append(Block("p", boot + "."))
+    sentences = []
+    for t in ctx.tasks:
+        sub = ctx.cases[ctx.cases["task"] == t]
+        if t in ctx.per_task_rank and not sub.empty:
+            sentences += significance_sentences(sub, ctx.per_task_rank[t], metric="dsc")
+    if sentences:
+        blocks.append(Block("p", " ".join(sentences)))
+    return blocks
+
+
 Section = Callable[[ReportContext], List[Block]]
 
 #: The report's sections, in order, after :func:`section_header` (``(name, function)``).
@@ -767,6 +857,7 @@ SECTIONS: List[Tuple[str, Section]] = [
     ("ranking", section_ranking),
     ("rank stability (bootstrap)", section_stability_bootstrap),
     ("rank stability (metric sets)", section_stability_metric_sets),
+    ("how sure is this", section_how_sure),
     ("hardest cases", section_hardest_cases),
     ("training curves", section_curves),
     ("runs", section_runs),

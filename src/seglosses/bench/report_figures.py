@@ -80,10 +80,14 @@ def plot_violins(cases: pd.DataFrame, task: str, order: Sequence[str], path: Pat
 
 
 def plot_curves(res: Results, task: str, order: Sequence[str], path: Path) -> Optional[Path]:
-    """Training loss and validation Dice per epoch, one panel per loss, one line per learning rate."""
+    """Training loss and validation Dice per epoch, one panel per loss, one line per learning rate
+    (with folds or seeds: the run of the first fold and seed)."""
     cur = res.curves[res.curves["task"] == task]
     if cur.empty:
         return None
+    if {"fold", "seed"} <= set(cur.columns):
+        first = cur.sort_values(["fold", "seed"], kind="mergesort").groupby(["loss", "lr"])["run_id"].first()
+        cur = cur[cur["run_id"].isin(set(first))]
     losses = [m for m in order if (cur["loss"] == m).any()] + sorted(set(cur["loss"]) - set(order))
     ncol = min(4, len(losses))
     nrow = math.ceil(len(losses) / ncol)
@@ -167,7 +171,10 @@ def plot_overlays(
                 lab = d["label"]
                 ax.set_title(title, fontsize=8)
             else:
-                pred = res.predictions.get(int(run_of[loss]), {}).get(cid)
+                # with folds, the run that tested this case (its fold's run, smallest seed)
+                rid = sub[(sub["method"] == loss) & (sub["case"] == cid)]["run_id"] if "run_id" in sub else ()
+                rid = int(rid.iloc[0]) if len(rid) and rid.iloc[0] == rid.iloc[0] else int(run_of[loss])
+                pred = res.predictions.get(rid, {}).get(cid)
                 if pred is None:
                     ax.text(0.5, 0.5, "no prediction", ha="center", transform=ax.transAxes)
                     continue

@@ -50,6 +50,7 @@ __all__ = [
     "load_tables",
     "select_runs",
     "case_table",
+    "seed_case_table",
     "load_results",
     "export_csv",
     "summary_lines",
@@ -88,11 +89,13 @@ class Results:
     tasks: Dict[str, dict]
     runs: pd.DataFrame  # all runs
     selected: pd.DataFrame  # the selected runs (one learning rate per task and loss)
-    cases: pd.DataFrame  # :func:`case_table` of the selected runs, NaN rows for failed ones
+    cases: pd.DataFrame  # :func:`case_table` of the selected runs (seeds averaged), NaN rows for failed ones
     curves: pd.DataFrame
     meta: Dict[str, object]
     display: Dict[str, Dict[str, dict]] = field(default_factory=dict)
     predictions: Dict[int, Dict[str, np.ndarray]] = field(default_factory=dict)
+    #: :func:`seed_case_table` of the selected runs: one row per seed (seed stability)
+    seed_cases: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def _read_tables(store: ResultStore) -> Tables:
@@ -141,23 +144,37 @@ def select_runs(runs: pd.DataFrame) -> pd.DataFrame:
     return chosen[list(runs.columns)].reset_index(drop=True)
 
 
-def case_table(
+def _fold_test_cases(task_info: dict, fold) -> List[str]:
+    """The test cases of one fold of a stored split (the single split: its ``test`` list)."""
+    split = task_info.get("split", {}) if task_info else {}
+    per_fold = split.get("per_fold")
+    if per_fold:
+        f = int(fold) if fold is not None and fold == fold else 0
+        return list(per_fold[f]["test"]) if 0 <= f < len(per_fold) else []
+    return list(split.get("test", []))
+
+
+def seed_case_table(
     runs: pd.DataFrame, metrics: pd.DataFrame, tasks: Dict[str, dict], selected_only: bool = True
 ) -> pd.DataFrame:
-    """Per case (mean over foreground classes) metrics: columns ``method, task, case, lr, status,
-    run_id`` and :data:`CASE_COLUMNS`. With ``selected_only`` the runs of :func:`select_runs`; a
-    failed configuration gets one row per test case with NaN metrics."""
+    """One row per (method, task, case, seed): columns ``method, task, case, fold, seed, lr, status,
+    run_id`` and :data:`CASE_COLUMNS` (mean over the foreground classes). With ``selected_only``
+    the runs of :func:`select_runs`; a failed run gets one row per test case of its fold with NaN
+    metrics. With K folds every case appears once per seed (in the fold that tested it)."""
     chosen = select_runs(runs) if selected_only else runs
     cols = [c for c in CASE_COLUMNS if c in metrics.columns]
     m = metrics[metrics["run_id"].isin(chosen["run_id"])]
     with np.errstate(all="ignore"):
         per_case = m.groupby(["run_id", "case_id"], sort=False)[cols].mean().reset_index()
-    info = chosen.set_index("run_id")[["task", "loss", "lr", "status"]]
+    chosen = chosen.copy()
+    if "fold" not in chosen.columns:
+        chosen["fold"] = 0
+    info = chosen.set_index("run_id")[["task", "loss", "lr", "status", "fold", "seed"]]
     per_case = per_case.join(info, on="run_id")
     frames = [per_case]
     for _, r in chosen.iterrows():
         if r.status != "finished" or not (per_case["run_id"] == r.run_id).any():
-            test = tasks.get(r.task, {}).get("split", {}).get("test", [])
+            test = _fold_test_cases(tasks.get(r.task, {}), r.fold)
             if test:
                 frames.append(
                     pd.DataFrame(
@@ -168,12 +185,47 @@ def case_table(
                             "loss": r.loss,
                             "lr": r.lr,
                             "status": r.status,
+                            "fold": r.fold,
+                            "seed": r.seed,
                         }
                     )
                 )
     out = pd.concat(frames, ignore_index=True)
     out = out.rename(columns={"loss": "method", "case_id": "case"})
-    return out[["method", "task", "case", "lr", "status", "run_id"] + cols]
+    out["fold"] = out["fold"].astype(int)
+    out["seed"] = out["seed"].astype(int)
+    return out[["method", "task", "case", "fold", "seed", "lr", "status", "run_id"] + cols]
+
+
+def case_table(
+    runs: pd.DataFrame, metrics: pd.DataFrame, tasks: Dict[str, dict], selected_only: bool = True
+) -> pd.DataFrame:
+    """Per case metrics, what the ranking reads: one row per (method, task, case), columns
+    ``method, task, case, lr, status, run_id, fold`` and :data:`CASE_COLUMNS`.
+
+    The per-seed rows of :func:`seed_case_table`, averaged over the training seeds per case
+    (:func:`seglosses.bench.evidence.average_seeds`: NaN when a seed has no value, so a seed that
+    failed counts as missing); ``status`` is ``finished`` only when every seed finished, ``run_id``
+    is the run of the smallest seed (for its prediction). With one seed (the default) these are
+    the rows of the selected runs unchanged.
+    """
+    from .evidence import average_seeds
+
+    per_seed = seed_case_table(runs, metrics, tasks, selected_only)
+    cols = [c for c in CASE_COLUMNS if c in per_seed.columns]
+    keys = ["method", "task", "case"]
+    if per_seed.empty:
+        return per_seed.drop(columns=["seed"])[keys + ["lr", "status", "run_id", "fold"] + cols]
+    first = per_seed.sort_values("seed", kind="mergesort").groupby(keys, sort=False).agg(
+        lr=("lr", "first"),
+        status=("status", lambda v: "finished" if (v == "finished").all() else "failed"),
+        run_id=("run_id", "first"),
+    )
+    if per_seed["seed"].nunique() == 1:
+        out = per_seed.drop(columns=["seed"])
+    else:
+        out = average_seeds(per_seed, cols).join(first, on=keys)
+    return out[keys + ["lr", "status", "run_id", "fold"] + cols].reset_index(drop=True)
 
 
 def load_results(out) -> Results:
@@ -183,13 +235,14 @@ def load_results(out) -> Results:
         t = _read_tables(store)
         selected = select_runs(t.runs) if not t.runs.empty else t.runs
         cases = case_table(t.runs, t.metrics, t.tasks) if not t.runs.empty else pd.DataFrame()
+        seed_cases = seed_case_table(t.runs, t.metrics, t.tasks) if not t.runs.empty else pd.DataFrame()
         display = {task: store.display_slices(task) for task in t.tasks}
         predictions = (
             {int(r): store.predictions(int(r)) for r in selected["run_id"]} if not selected.empty else {}
         )
     finally:
         store.close()
-    return Results(Path(out), t.tasks, t.runs, selected, cases, t.curves, t.meta, display, predictions)
+    return Results(Path(out), t.tasks, t.runs, selected, cases, t.curves, t.meta, display, predictions, seed_cases)
 
 
 def export_csv(out, to: Optional[str] = None) -> Dict[str, Path]:
@@ -211,7 +264,7 @@ def export_csv(out, to: Optional[str] = None) -> Dict[str, Path]:
     tidy.to_csv(paths["tidy"], index=False)
     paths["rank"] = dest / "results.csv"
     if cases is not None:
-        cases.drop(columns=["run_id"]).to_csv(paths["rank"], index=False)
+        cases.drop(columns=["run_id", "fold"]).to_csv(paths["rank"], index=False)
     else:
         paths["rank"].write_text("method,task,case,dsc,nsd,hd95\n")
     paths["runs"] = dest / "runs.csv"
@@ -243,19 +296,21 @@ def summary_lines(store: ResultStore) -> List[str]:
         else None
     )
     selected = set(select_runs(runs)["run_id"])
+    if "fold" not in runs.columns:
+        runs = runs.assign(fold=0)
+    replicated = runs["fold"].nunique() > 1 or runs["seed"].nunique() > 1
+    rep_head = f" {'fold':>4} {'seed':>4}" if replicated else ""
     lines = [
-        f"{'task':<12} {'loss':<22} {'lr':>8} {'status':<8} {'val DSC':>7} {'DSC':>6} {'NSD':>6} {'HD95 md':>7} {'time':>7}"
+        f"{'task':<12} {'loss':<22} {'lr':>8}{rep_head} {'status':<8} {'val DSC':>7} {'DSC':>6} {'NSD':>6} {'HD95 md':>7} {'time':>7}"
     ]
-    for _, r in runs.sort_values(["task", "loss", "lr"]).iterrows():
+    for _, r in runs.sort_values(["task", "loss", "lr", "fold", "seed"]).iterrows():
         m = per_run.loc[r.run_id] if per_run is not None and r.run_id in per_run.index else None
-        mark = (
-            "*"
-            if r.run_id in selected and len(runs[(runs.task == r.task) & (runs.loss == r.loss)]) > 1
-            else " "
-        )
+        n_lrs = runs[(runs.task == r.task) & (runs.loss == r.loss)]["lr"].nunique()
+        mark = "*" if r.run_id in selected and n_lrs > 1 else " "
         secs = _seconds(r.train_seconds) + _seconds(r.eval_seconds)
+        rep = f" {int(r.fold):>4} {int(r.seed):>4}" if replicated else ""
         lines.append(
-            f"{r.task:<12} {r.loss:<22} {r.lr:>8.0e}{mark}{r.status:<8} {_fmt(r.val_dice):>7} "
+            f"{r.task:<12} {r.loss:<22} {r.lr:>8.0e}{rep}{mark}{r.status:<8} {_fmt(r.val_dice):>7} "
             f"{_fmt(None if m is None else m['dsc']):>6} {_fmt(None if m is None else m['nsd']):>6} "
             f"{_fmt(None if m is None else m['hd95'], 2):>7} {secs:>6.0f}s"
         )

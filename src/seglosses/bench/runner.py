@@ -22,12 +22,23 @@ Resume semantics
 * ``OUT/results.sqlite`` is the single source of truth; a run is either entirely in it or not
   at all (one transaction per run, written after the run completes).
 * Without ``--resume`` an OUT folder that already holds runs is refused (nothing is
-  overwritten). With ``--resume``, every (task, loss, lr, seed) already stored -- finished *or*
-  failed -- is skipped; ``--retry-failed`` runs the failed ones again (the old row is replaced in
+  overwritten). With ``--resume``, every (task, loss, lr, fold, seed) already stored -- finished
+  *or* failed -- is skipped; ``--retry-failed`` runs the failed ones again (the old row is replaced in
   the same transaction as the new one is written).
 * The protocol (iterations, patch size, batch, model, data, split fractions, seed, tolerance,
   ...) is stored on the first run; resuming with a different protocol is refused, with the
-  differences listed. New tasks, losses and learning rates may be added on resume.
+  differences listed. New tasks, losses, learning rates, folds (``--fold``) and seeds
+  (``--seeds``) may be added on resume; the number of folds (``--folds``) and the budget are part
+  of the protocol, and a task's stored plan (iterations, patch, batch, 2-D/3-D) is reused.
+
+Plan, folds and seeds (docs/evidence.md)
+----------------------------------------
+Before any training every task is fingerprinted and planned (:func:`seglosses.bench.plan.bench_plans`:
+a short timing probe gives the ETA; ``--budget`` fits the grid into a wall time), the plan is
+printed and saved (``OUT/plan.json`` and the store's ``plans`` meta). One job per (task, loss,
+lr, fold, seed): ``fold`` indexes the K-fold split by case (:func:`seglosses.bench.data.fold_split`;
+fold 0 of 1 is the single split), ``seed`` is the training seed (initialisation and sampling;
+the split always uses ``--seed``).
 
 Learning-rate selection
 -----------------------
@@ -98,6 +109,25 @@ class BenchConfig:
     report: bool = True
     progress: bool = True
     validate_every_epoch: bool = True
+    #: K-fold cross-validation (None: the planner's choice, a single split without a budget)
+    folds: Optional[int] = None
+    #: ``--fold F``: only these folds (None: all)
+    run_folds: Optional[List[int]] = None
+    #: training seeds (None: ``[seed]``)
+    seeds: Optional[List[int]] = None
+    #: ``--budget`` in seconds for the whole grid (None: no budget)
+    budget: Optional[float] = None
+    #: ``--plan``: print the plan and return before training
+    plan_only: bool = False
+    #: ``--yes``: no confirmation before a long CPU grid
+    yes: bool = False
+    #: settings given explicitly on the command line (never changed by the planner)
+    explicit: List[str] = field(default_factory=list)
+
+    @property
+    def training_seeds(self) -> List[int]:
+        return [int(s) for s in (self.seeds or [self.seed])]
+
     #: DynUNet's deep-supervision heads with nnU-Net's weights (``--deep-supervision``)
     deep_supervision: bool = False
     #: clDice and Betti-number errors per test case: None = for the built-in topology tasks
@@ -130,8 +160,13 @@ class BenchConfig:
 
     def protocol(self) -> dict:
         """The settings every run of one OUT folder must share (checked on ``--resume``).
-        ``deep_supervision`` appears only when on (folders made before it existed resume)."""
+        ``deep_supervision``, ``folds`` and ``budget`` appear only when set (folders made before
+        they existed resume)."""
         extra = {"deep_supervision": True} if self.deep_supervision else {}
+        if self.folds is not None:
+            extra["folds"] = self.folds
+        if self.budget is not None:
+            extra["budget"] = self.budget
         return {**extra, **{
             "iterations": self.iterations,
             "epoch_length": self.epoch_length,
@@ -174,17 +209,22 @@ def _loader_specs(cfg: BenchConfig) -> List[dict]:
     return specs
 
 
-def _split(dataset, cfg: BenchConfig) -> dict:
-    from .data import split_cases
+def _task_split(dataset, cfg: BenchConfig, folds: int) -> Tuple[dict, List[dict]]:
+    """``(stored split, [split of each fold])``. One fold: the single split, stored as
+    ``{"train", "val", "test"}`` exactly as before folds existed; K folds: ``{"folds": K, "seed",
+    "test": every case, "per_fold": [...]}`` (every case is a test case of one fold)."""
+    from .data import fold_split
 
     ids = dataset.case_ids
     if len(ids) < 2:
         raise ValueError(f"task {dataset.name!r}: at least 2 cases are needed (train + test), got {len(ids)}")
-    train, test = split_cases(ids, cfg.test_fraction, seed=cfg.seed)
-    val: List[str] = []
-    if cfg.val_fraction > 0 and len(train) >= 3:
-        train, val = split_cases(train, cfg.val_fraction, seed=cfg.seed + 1)
-    return {"train": train, "val": val, "test": test}
+    per_fold = [
+        fold_split(ids, folds, f, seed=cfg.seed, test_fraction=cfg.test_fraction, val_fraction=cfg.val_fraction)
+        for f in range(folds)
+    ]
+    if folds == 1:
+        return per_fold[0], per_fold
+    return {"folds": folds, "seed": cfg.seed, "test": sorted(ids), "per_fold": per_fold}, per_fold
 
 
 def _display_slices(dataset, case_ids):
@@ -200,24 +240,6 @@ def _display_slices(dataset, case_ids):
             pic, lab = display_slice(case, axis=axis, index=idx)
         out.append((cid, axis, idx, pic, lab))
     return out
-
-
-def _patch_size(dataset, cfg: BenchConfig) -> Tuple[int, ...]:
-    from .model import round_patch, size_divisor
-
-    dims = dataset.train_dims
-    div = size_divisor(cfg.model_size, cfg.arch)
-    if cfg.patch_size:
-        patch = (int(cfg.patch_size),) * dims
-    else:  # whole (largest) training image
-        shapes = [c.spatial_shape for c in dataset.cases]
-        if dims < dataset.spatial_dims:
-            shapes = [
-                tuple(s for a, s in enumerate(sh) if a != dataset.slice_axis_of(c))
-                for sh, c in zip(shapes, dataset.cases)
-            ]
-        patch = tuple(max(sh[a] for sh in shapes) for a in range(dims))
-    return round_patch(patch, div)
 
 
 def _task_info(dataset, split: dict) -> dict:
@@ -246,19 +268,20 @@ def _task_info(dataset, split: dict) -> dict:
 # ----------------------------------------------------------------------------------------------
 
 
-def _train_config(cfg: BenchConfig, lr: float, patch: Tuple[int, ...]):
+def _train_config(cfg: BenchConfig, lr: float, plan, seed: int):
+    """The training settings of one run: the task's plan (iterations, batch, patch) and the seed."""
     from .train import TrainConfig
 
     return TrainConfig(
         lr=float(lr),
-        iterations=int(cfg.iterations),
+        iterations=int(plan.iterations),
         epoch_length=int(cfg.epoch_length),
-        batch_size=int(cfg.batch_size),
-        patch_size=tuple(patch),
+        batch_size=int(plan.batch),
+        patch_size=tuple(plan.patch),
         plateau_patience=int(cfg.plateau_patience),
         model_size=cfg.model_size,
         arch=cfg.arch,
-        seed=int(cfg.seed),
+        seed=int(seed),
         device=cfg.device,
         overlap=float(cfg.overlap),
         validate_every_epoch=cfg.validate_every_epoch,
@@ -328,59 +351,82 @@ def _check_protocol(store: ResultStore, cfg: BenchConfig) -> None:
     store.set_meta("protocol", current)
 
 
-def _plan_jobs(cfg: BenchConfig, store: ResultStore, datasets) -> Tuple[List[dict], int]:
+def _plan_jobs(cfg: BenchConfig, store: ResultStore, datasets, plans: dict) -> Tuple[List[dict], int]:
     """Split every task (stored, and saved as ``OUT/splits/TASK.json``) and list the jobs of the
     grid not yet in ``store``: ``(jobs, number skipped as already stored)``. One job per
-    (task, loss, lr); a stored loss of the same name with another spec or options is an error."""
+    (task, loss, lr, fold, seed) with the task's plan; a stored loss of the same name with another
+    spec or options is an error."""
     splits_dir = Path(cfg.out) / "splits"
     splits_dir.mkdir(parents=True, exist_ok=True)
     jobs = []
     done = store.finished_runs()
     skipped = 0
     for spec, ds in datasets:
-        split = _split(ds, cfg)
+        plan = plans[ds.name]
+        split, per_fold = _task_split(ds, cfg, plan.folds)
         store.put_task(_task_info(ds, split), _display_slices(ds, split["test"]))
         (splits_dir / f"{ds.name}.json").write_text(
             json.dumps({"seed": cfg.seed, **split}, indent=2) + "\n"
         )
-        patch = _patch_size(ds, cfg)
+        loader = dict(spec)
+        if plan.train_dims != ds.spatial_dims:
+            loader["train_dims"] = plan.train_dims
         topology = _topology_metrics(ds, cfg)
         for loss in cfg.losses:
             for lr in cfg.lrs:
-                key = (ds.name, loss.name, float(lr), int(cfg.seed))
-                previous = done.get(key)
-                if previous is not None:
-                    if previous["spec"] != loss.spec or previous["options"] != json.loads(
-                        loss.options_json()
-                    ):
-                        raise ValueError(
-                            f"{store.path}: loss {loss.name!r} of task {ds.name!r} was run as {previous['spec']} "
-                            f"{previous['options']}, now {loss.spec} {loss.options}; rename it or use another --out"
+                for fold in plan.run_folds:
+                    for seed in cfg.training_seeds:
+                        key = (ds.name, loss.name, float(lr), int(fold), int(seed))
+                        previous = done.get(key)
+                        if previous is not None:
+                            if previous["spec"] != loss.spec or previous["options"] != json.loads(
+                                loss.options_json()
+                            ):
+                                raise ValueError(
+                                    f"{store.path}: loss {loss.name!r} of task {ds.name!r} was run as {previous['spec']} "
+                                    f"{previous['options']}, now {loss.spec} {loss.options}; rename it or use another --out"
+                                )
+                            if not (cfg.retry_failed and previous["status"] == "failed"):
+                                skipped += 1
+                                continue
+                        jobs.append(
+                            {
+                                "task": ds.name,
+                                "loader": loader,
+                                "loss": loss.to_dict(),
+                                "lr": float(lr),
+                                "fold": int(fold),
+                                "split": per_fold[fold],
+                                "train": _train_config(cfg, lr, plan, seed).to_dict(),
+                                "tolerance": cfg.tolerance,
+                                "replace": previous["run_id"] if previous is not None else None,
+                                **({"topology": True} if topology else {}),
+                            }
                         )
-                    if not (cfg.retry_failed and previous["status"] == "failed"):
-                        skipped += 1
-                        continue
-                jobs.append(
-                    {
-                        "task": ds.name,
-                        "loader": spec,
-                        "loss": loss.to_dict(),
-                        "lr": float(lr),
-                        "split": split,
-                        "train": _train_config(cfg, lr, patch).to_dict(),
-                        "tolerance": cfg.tolerance,
-                        "replace": previous["run_id"] if previous is not None else None,
-                        **({"topology": True} if topology else {}),
-                    }
-                )
     return jobs, skipped
 
 
-def run_bench(cfg: BenchConfig, log=print) -> dict:
-    """Run the grid; return ``{"out", "ran", "skipped", "failed", "seconds", "report"}``.
+def _stored_plans(cfg: BenchConfig) -> dict:
+    """The plans stored in ``OUT`` by an earlier run of this grid (only read on ``--resume``)."""
+    from .store import DB_NAME, open_results
+
+    if not cfg.resume or not (Path(cfg.out) / DB_NAME).exists():
+        return {}
+    store = open_results(cfg.out)
+    try:
+        return dict(store.get_meta("plans") or {})
+    finally:
+        store.close()
+
+
+def run_bench(cfg: BenchConfig, log=print, confirm=None) -> dict:
+    """Run the grid; return ``{"out", "ran", "skipped", "failed", "seconds", "report", "plans"}``.
 
     ``report`` is None: the runner does not write the report (``cfg.report`` is for the caller,
-    :func:`seglosses.bench.cli.bench`).
+    :func:`seglosses.bench.cli.bench`). The plan of every task is printed first (``log``);
+    ``cfg.plan_only`` returns right after it (nothing trained, nothing written). A CPU grid
+    estimated at more than an hour calls ``confirm(question) -> bool`` unless ``cfg.yes`` (no
+    ``confirm``: a warning is printed and the grid runs); a refusal returns with ``"aborted": True``.
     """
     from tqdm.auto import tqdm
 
@@ -418,6 +464,33 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
     if dup:
         raise ValueError(f"two datasets share the task name(s) {dup}; rename a data folder")
 
+    from dataclasses import replace as _replace
+
+    from .plan import bench_plans, confirmation_message, format_duration, grid_seconds
+
+    plans = bench_plans(cfg, datasets, stored=_stored_plans(cfg))
+    for plan in plans.values():
+        for line in plan.lines():
+            log(line)
+    total_eta = sum(p.eta_seconds for p in plans.values())
+    if len(plans) > 1:
+        log(f"ETA of the grid: {format_duration(total_eta)} (plus the report)")
+    result = {"out": str(out), "ran": 0, "skipped": 0, "failed": 0, "report": None, "plans": plans}
+    if cfg.plan_only:
+        return {**result, "seconds": time.perf_counter() - t_start}
+    question = None if cfg.yes else confirmation_message(plans, cfg.device)
+    if question is not None:
+        if confirm is None:
+            log("warning: " + question.rsplit(" Continue?", 1)[0])
+        elif not confirm(question):
+            log("not started: give --budget (e.g. --budget 1h) or --yes")
+            return {**result, "seconds": time.perf_counter() - t_start, "aborted": True}
+    # a 3-D task the plan trains on 2-D slices
+    datasets = [
+        (spec, ds if plans[ds.name].train_dims == ds.train_dims else _replace(ds, train_dims=plans[ds.name].train_dims))
+        for spec, ds in datasets
+    ]
+
     store = ResultStore(out, create=True)
     try:
         _check_protocol(store, cfg)
@@ -426,10 +499,19 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
             "last_command",
             {"preset": cfg.preset, "argv": sys.argv[1:], "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
         )
-        jobs, skipped = _plan_jobs(cfg, store, datasets)
+        stored_plans = dict(store.get_meta("plans") or {})
+        stored_plans.update({name: p.to_dict() for name, p in plans.items()})
+        store.set_meta("plans", stored_plans)
+        (out / "plan.json").write_text(json.dumps(stored_plans, indent=2) + "\n")
+        jobs, skipped = _plan_jobs(cfg, store, datasets, plans)
         by_name = {ds.name: ds for _, ds in datasets}
         if skipped:
             log(f"resume: {skipped} run(s) already in {store.path}, skipped")
+            per_task = {}
+            for job in jobs:
+                per_task[job["task"]] = per_task.get(job["task"], 0) + 1
+            eta = sum(grid_seconds(plans[t].run_seconds, n, cfg.workers) for t, n in per_task.items())
+            log(f"ETA of the {len(jobs)} run(s) left: {format_duration(eta)}")
         failed = 0
         grid = tqdm(
             total=len(jobs), desc="grid", unit="run", disable=not cfg.progress, dynamic_ncols=True, position=0
@@ -447,7 +529,10 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
             )
             if run["status"] == "failed":
                 failed += 1
-                grid.write(f"[{run['task']} / {run['loss']} / lr {run['lr']:g}] FAILED: {run.get('reason')}")
+                grid.write(
+                    f"[{run['task']} / {run['loss']} / lr {run['lr']:g} / fold {run.get('fold', 0)} / seed {run['seed']}] "
+                    f"FAILED: {run.get('reason')}"
+                )
             grid.update(1)
 
         chosen = get_executor(cfg.executor)
@@ -480,4 +565,5 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
         "failed": failed,
         "seconds": time.perf_counter() - t_start,
         "report": None,
+        "plans": plans,
     }

@@ -1,6 +1,6 @@
 """``OUT/results.sqlite``: the benchmark's results, crash-safe and resumable.
 
-Schema (``SCHEMA_VERSION`` 1)
+Schema (``SCHEMA_VERSION`` 2)
 -----------------------------
 ``meta(key, value)``
     JSON values: ``schema_version``, ``protocol`` (the settings that must not change on
@@ -11,10 +11,11 @@ description, class_ratios, split, n_cases)``
     One row per task; ``split`` is the JSON ``{"train": [...], "val": [...], "test": [...]}`` of
     case ids (the model trains on ``train``, the learning rate is chosen on ``val``, metrics are
     reported on ``test``).
-``runs(run_id, task, loss, spec, options, lr, seed, status, reason, val_dice, iterations,
+``runs(run_id, task, loss, spec, options, lr, seed, fold, status, reason, val_dice, iterations,
 iterations_done, train_seconds, eval_seconds, started_at, finished_at, config)``
-    One row per finished run, ``UNIQUE(task, loss, lr, seed)``. ``status`` is ``finished`` or
-    ``failed`` (``reason`` says why: a NaN loss, an exception).
+    One row per finished run, ``UNIQUE(task, loss, lr, fold, seed)``. ``status`` is ``finished``
+    or ``failed`` (``reason`` says why: a NaN loss, an exception). ``fold`` is the
+    cross-validation fold (0 for the single split), ``seed`` the training seed.
 ``case_metrics(run_id, case_id, label, label_name, dsc, iou, sensitivity, specificity,
 precision, nsd, hd, hd95, assd)``
     Per test case and foreground class. Distances in mm; ``inf`` where one mask is empty;
@@ -58,7 +59,7 @@ from seglosses.metrics.topology import TOPOLOGY_KEYS
 
 __all__ = ["ResultStore", "SCHEMA_VERSION", "encode_array", "decode_array", "open_results"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_NAME = "results.sqlite"
 
 #: metric columns of ``case_metrics``: the per-case metric names of :func:`seglosses.metrics.evaluate_case`
@@ -93,6 +94,7 @@ CREATE TABLE IF NOT EXISTS runs (
     options TEXT NOT NULL,
     lr REAL NOT NULL,
     seed INTEGER NOT NULL,
+    fold INTEGER NOT NULL DEFAULT 0,
     status TEXT NOT NULL CHECK (status IN ('finished', 'failed')),
     reason TEXT,
     val_dice REAL,
@@ -103,7 +105,7 @@ CREATE TABLE IF NOT EXISTS runs (
     started_at TEXT,
     finished_at TEXT,
     config TEXT NOT NULL,
-    UNIQUE (task, loss, lr, seed)
+    UNIQUE (task, loss, lr, fold, seed)
 );
 CREATE TABLE IF NOT EXISTS case_metrics (
     run_id INTEGER NOT NULL REFERENCES runs(run_id),
@@ -202,6 +204,7 @@ class ResultStore:
                 self.conn.execute("PRAGMA journal_mode = WAL")
                 self.conn.execute("PRAGMA synchronous = FULL")
                 self.conn.executescript(_SCHEMA)
+                self._migrate()
                 if self.get_meta("schema_version") is None:
                     self.set_meta("schema_version", SCHEMA_VERSION)
                     self.set_meta("created_at", _now())
@@ -219,6 +222,32 @@ class ResultStore:
             raise ValueError(
                 f"{self.path}: written by a newer seglosses (schema {version}, this one reads {SCHEMA_VERSION})"
             )
+
+    def _run_columns(self) -> set:
+        return {r[1] for r in self.conn.execute("PRAGMA table_info(runs)")}
+
+    def _migrate(self) -> None:
+        """Schema 1 -> 2: ``runs`` gets a ``fold`` column (0: the single split of schema 1) and
+        the unique key ``(task, loss, lr, fold, seed)``; SQLite cannot change a table's unique
+        key, so the table is rebuilt (SQLite's documented 12-step procedure) in one transaction."""
+        if "fold" in self._run_columns():
+            return
+        columns = [r[1] for r in self.conn.execute("PRAGMA table_info(runs)")]
+        create = _SCHEMA[_SCHEMA.index("CREATE TABLE IF NOT EXISTS runs") :]
+        create = create[: create.index(");") + 2].replace("IF NOT EXISTS runs", "runs_v2")
+        self.conn.execute("PRAGMA foreign_keys = OFF")
+        try:
+            with self._transaction() as c:
+                c.execute(create)
+                c.execute(f"INSERT INTO runs_v2({', '.join(columns)}) SELECT {', '.join(columns)} FROM runs")
+                c.execute("DROP TABLE runs")
+                c.execute("ALTER TABLE runs_v2 RENAME TO runs")
+                bad = c.execute("PRAGMA foreign_key_check").fetchall()
+                if bad:  # pragma: no cover - the copy keeps every run_id
+                    raise ValueError(f"{self.path}: migration to schema 2 broke references {bad[:3]}")
+                c.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (json.dumps(SCHEMA_VERSION),))
+        finally:
+            self.conn.execute("PRAGMA foreign_keys = ON")
 
     def close(self) -> None:
         self.conn.close()
@@ -347,13 +376,14 @@ class ResultStore:
         }
 
     # ------------------------------------------------------------------ runs
-    def finished_runs(self) -> Dict[Tuple[str, str, float, int], dict]:
-        """``{(task, loss, lr, seed): {"status", "spec", "options", "run_id"}}`` of every stored run."""
+    def finished_runs(self) -> Dict[Tuple[str, str, float, int, int], dict]:
+        """``{(task, loss, lr, fold, seed): {"status", "spec", "options", "run_id"}}`` of every stored run."""
         out = {}
-        for run_id, task, loss, spec, options, lr, seed, status in self.conn.execute(
-            "SELECT run_id, task, loss, spec, options, lr, seed, status FROM runs"
+        fold = "fold" if "fold" in self._run_columns() else "0"
+        for run_id, task, loss, spec, options, lr, fold_, seed, status in self.conn.execute(
+            f"SELECT run_id, task, loss, spec, options, lr, {fold}, seed, status FROM runs"
         ):
-            out[(task, loss, float(lr), int(seed))] = {
+            out[(task, loss, float(lr), int(fold_), int(seed))] = {
                 "run_id": run_id,
                 "spec": spec,
                 "options": json.loads(options),
@@ -379,8 +409,8 @@ class ResultStore:
                     c.execute(f"DELETE FROM {table} WHERE run_id = ?", (int(replace_run_id),))
                 c.execute("DELETE FROM runs WHERE run_id = ?", (int(replace_run_id),))
             cur = c.execute(
-                "INSERT INTO runs(task, loss, spec, options, lr, seed, status, reason, val_dice, iterations, iterations_done, "
-                "train_seconds, eval_seconds, started_at, finished_at, config) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO runs(task, loss, spec, options, lr, seed, fold, status, reason, val_dice, iterations, iterations_done, "
+                "train_seconds, eval_seconds, started_at, finished_at, config) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     run["task"],
                     run["loss"],
@@ -388,6 +418,7 @@ class ResultStore:
                     json.dumps(run.get("options", {}), sort_keys=True),
                     float(run["lr"]),
                     int(run["seed"]),
+                    int(run.get("fold") or 0),
                     run["status"],
                     run.get("reason"),
                     _nan_to_none(run.get("val_dice")),
@@ -460,7 +491,12 @@ class ResultStore:
         import pandas as pd
 
         df = pd.read_sql_query("SELECT * FROM runs ORDER BY run_id", self.conn)
+        if "fold" not in df.columns:  # a schema-1 store opened read-only: one split, fold 0
+            df.insert(df.columns.get_loc("seed") + 1, "fold", 0)
         return df
+
+    def _fold_sql(self) -> str:
+        return "r.fold" if "fold" in self._run_columns() else "0 AS fold"
 
     def metrics_frame(self):
         """Per case and class metrics of every run; the :data:`TOPOLOGY_COLUMNS` are added (NaN
@@ -468,7 +504,8 @@ class ResultStore:
         import pandas as pd
 
         df = pd.read_sql_query(
-            "SELECT r.task, r.loss, r.spec, r.lr, r.seed, m.* FROM case_metrics m JOIN runs r USING (run_id) ORDER BY m.run_id, m.case_id, m.label",
+            f"SELECT r.task, r.loss, r.spec, r.lr, r.seed, {self._fold_sql()}, m.* FROM case_metrics m JOIN runs r USING (run_id) "
+            "ORDER BY m.run_id, m.case_id, m.label",
             self.conn,
         )
         has_table = self.conn.execute(
@@ -483,7 +520,7 @@ class ResultStore:
         import pandas as pd
 
         return pd.read_sql_query(
-            "SELECT r.task, r.loss, r.lr, c.run_id, c.stage, c.epoch, c.iteration, c.train_loss, c.val_dice, "
+            f"SELECT r.task, r.loss, r.lr, r.seed, {self._fold_sql()}, c.run_id, c.stage, c.epoch, c.iteration, c.train_loss, c.val_dice, "
             "c.lr AS epoch_lr FROM curves c JOIN runs r USING (run_id) ORDER BY c.run_id, c.stage, c.epoch",
             self.conn,
         )

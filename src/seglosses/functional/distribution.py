@@ -106,18 +106,24 @@ def ce_loss(
 ) -> Tensor:
     r"""Cross entropy.
 
-    .. math:: L_{CE} = -\frac{1}{\sum_i w_i} \sum_i w_i \sum_c g_{ic} \log p_{ic}
+    .. math:: L_{CE} = -\frac{\sum_i \sum_c w_c \, g_{ic} \log p_{ic}}{\sum_i \sum_c w_c \, g_{ic}}
 
-    Multiclass: softmax cross entropy; with ``class_weights`` the weighted mean of PyTorch's
-    ``F.cross_entropy(weight=...)`` (``w_i`` = weight of the voxel's class). Binary: binary cross
-    entropy with logits; ``class_weights`` then holds two weights ``[negative, positive]``.
-    Multilabel: BCE per channel, averaged over channels and voxels; ``class_weights`` holds one
-    weight per channel. Soft targets give ``-sum_c g_c log p_c``.
+    Multiclass: softmax cross entropy; with ``class_weights`` ``w`` the weighted mean of PyTorch's
+    ``F.cross_entropy(weight=w)``: with a label map exactly PyTorch's value (the voxel weight is
+    ``w`` of the voxel's class). With a dense (one-hot / soft) target the numerator is the sum of
+    PyTorch's probability-target elements ``-sum_c w_c g_c log p_c`` (its ``reduction="none"``)
+    and the denominator is the total target weight ``sum_i sum_c w_c g_ic`` (a one-hot target
+    gives the label map's value); PyTorch's ``"mean"`` divides the same sum by the number of
+    voxels instead (multiply seglosses' value by ``sum_i sum_c w_c g_ic / N`` to get it).
+    Binary: binary cross entropy with logits; ``class_weights`` then holds two weights
+    ``[negative, positive]``. Multilabel: BCE per channel, averaged over channels and voxels;
+    ``class_weights`` holds one weight per channel. Soft targets give ``-sum_c g_c log p_c``.
 
     ``label_smoothing=e`` (Szegedy et al. 2016, arXiv:1512.00567) replaces the target by
-    ``(1 - e) g + e / C`` in multiclass mode -- PyTorch's ``F.cross_entropy(label_smoothing=e)``,
-    class weights and ``ignore_index`` included, and smp's ``SoftCrossEntropyLoss(smooth_factor=e)``
-    -- and by ``(1 - e) g + e (1 - g)`` in binary / multilabel mode (smp's
+    ``g~ = (1 - e) g + e / C`` in the numerator in multiclass mode (the denominator keeps the
+    unsmoothed weights) -- PyTorch's ``F.cross_entropy(label_smoothing=e)``, class weights and
+    ``ignore_index`` included (dense targets: its ``reduction="none"`` elements, as above), and
+    smp's ``SoftCrossEntropyLoss(smooth_factor=e)`` -- and by ``(1 - e) g + e (1 - g)`` in binary / multilabel mode (smp's
     ``SoftBCEWithLogitsLoss(smooth_factor=e)``).
 
     ``reduction="none"``: ``(N, *spatial)`` multiclass, ``(N, C, *spatial)`` binary / multilabel
@@ -147,8 +153,21 @@ def ce_loss(
     else:
         elem = voxel_ce(prep)
     w = class_weight_tensor(class_weights, _n_weights(prep), elem.device)
-    cw = None if w is None else _voxel_class_weights(prep, w, elem)
     valid = _valid_weights(prep, elem)
+    if w is not None and prep.mode == "multiclass" and prep.labels is None:
+        # dense (one-hot / soft) target: PyTorch's probability-target elements with the smoothed
+        # target, -sum_c w_c g~_c log p_c, over the unsmoothed target's weight sum_c w_c g_c
+        g = prep.dense
+        gs = g if not eps else (1.0 - eps) * g + eps / prep.num_classes
+        wv = w.to(g.dtype).view((1, -1) + (1,) * (g.ndim - 2))
+        num = -(wv * gs * prep.log_probs).sum(1)
+        den = (wv * g).sum(1)
+        if valid is not None:
+            num, den = num * valid, den * valid
+        if reduction == "mean":
+            return num.sum() / den.sum().clamp_min(1e-12)
+        return reduce_loss(num, reduction)
+    cw = None if w is None else _voxel_class_weights(prep, w, elem)
     if not eps or prep.mode != "multiclass":
         return reduce_loss(elem, reduction, _times(valid, cw))
     # PyTorch's label smoothing: (1 - e) w_y nll + (e / C) sum_c w_c (-log p_c), divided by sum w_y
@@ -490,7 +509,8 @@ def focal_loss(
     channel (multilabel); in binary / multilabel mode a float is the foreground weight and
     ``1 - alpha`` the background weight (Lin et al.'s alpha_t). In multiclass mode a float needs
     ``alpha_foreground=True``: class 0 then gets ``1 - alpha`` and every other class ``alpha``
-    (MONAI's ``FocalLoss(use_softmax=True, alpha=a)``). ``alpha`` multiplies the elements (the
+    (MONAI's ``FocalLoss(use_softmax=True, alpha=a)``); ``alpha_foreground=True`` anywhere else
+    (no float alpha, or binary / multilabel mode) is an error, not silently ignored. ``alpha`` multiplies the elements (the
     mean still divides by the number of elements, as in Lin et al.).
 
     ``class_weights``: one weight per class (multiclass; binary: ``[negative, positive]``) or per
@@ -534,6 +554,12 @@ def focal_loss(
         ce_elem = voxel_ce(prep)
         p_t = p * g + (1.0 - p) * (1.0 - g)
         elem = ce_elem if not gamma else (1.0 - p_t).clamp_min(eps).pow(gamma) * ce_elem
+    if alpha_foreground and not (isinstance(alpha, (int, float)) and prep.mode == "multiclass"):
+        raise ValueError(
+            f"alpha_foreground: True applies to a float alpha in multiclass mode only (class 0 gets "
+            f"1 - alpha, the others alpha); got alpha={alpha!r} in {prep.mode} mode, where it would be "
+            f"ignored: pass alpha_foreground=False"
+        )
     if alpha is not None:
         if isinstance(alpha, (int, float)) and not 0 <= alpha <= 1:
             raise ValueError(f"alpha: expected a float in [0, 1], got {alpha!r}")

@@ -347,12 +347,21 @@ def tversky_loss(
 
     Defaults: ``alpha=0.3``, ``beta=0.7`` (Salehi et al.'s best setting: penalise false negatives
     more, for small lesions), ``smooth=1e-5``; ``smooth_nr`` / ``smooth_dr``, ``average``
-    (``"micro"``: kornia's ``tversky_loss``, classes pooled), ``soft_label`` (Wang & Blaschko
+    (``"micro"``: the kept classes' statistics pooled), ``soft_label`` (Wang & Blaschko
     2023: with :math:`tp = (\sum p + \sum g - \sum|p - g|)/2`, zero exactly when p equals a soft
     target) and ``include_background`` as :func:`dice_loss`. ``reduction="none"``:
     ``(N, C_kept)`` (``(1, C_kept)`` with ``batch``; ``(N,)`` with ``average="micro"``).
 
-    Conventions of other libraries: MONAI ``TverskyLoss(alpha=a, beta=b)`` uses the same roles
+    ``average="micro"`` with a multiclass softmax and a label map (every class kept, no
+    ``class_weights``): pooled over the classes, :math:`\sum_c fp_c = \sum_i (1 - p_{i,g_i}) =
+    \sum_c fn_c`, so micro Tversky is :math:`tp / (tp + (\alpha + \beta) fp)`: it depends on
+    ``alpha + beta`` only, and equals micro Dice whenever ``alpha + beta = 1`` (the defaults
+    0.3 / 0.7 included) -- the fp / fn asymmetry is lost. Use the default ``"macro"`` for it.
+
+    Conventions of other libraries: kornia's ``tversky_loss`` / ``TverskyLoss`` (0.9) is a macro
+    average over the classes *present in each sample's target*; seglosses' ``"macro"`` equals it
+    (``smooth_nr=0, smooth_dr=eps``) when every class is present in every sample (an absent class
+    counts here, see below). MONAI ``TverskyLoss(alpha=a, beta=b)`` uses the same roles
     (alpha on fp, beta on fn) but defaults to 0.5/0.5. Jadon 2020 (II-F) writes the index with a
     single ``beta`` weighting the false *positives*; some code bases (e.g. Abraham & Khan's focal
     Tversky code) put ``alpha`` on the false negatives -- swap the arguments to reproduce them.

@@ -7,8 +7,9 @@ command; ``tests/test_registry.py`` fails while this file differs from what it w
 Each class stores its options and calls the loss's registered core function (the maths lives in
 the functional form, once): ``DiceLoss(batch=True)(logits, target)`` equals
 ``seglosses.functional.dice_loss(logits, target, batch=True)``. Every class takes the loss's
-options as keywords, plus the input contract's ``mode``, ``from_logits`` and ``ignore_index``;
-the docstring is the functional form's. Older names (``CeLoss``, ``GdiceLoss``, ...) are aliases
+options as keywords, plus the input contract's ``mode``, ``from_logits`` and ``ignore_index``
+(any other name raises the registry's ``ValueError``, which names the seglosses equivalent of a
+MONAI / smp argument such as ``softmax=True``); the docstring is the functional form's. Older names (``CeLoss``, ``GdiceLoss``, ...) are aliases
 at the end of the file.
 """
 
@@ -57,6 +58,7 @@ class AsymmetricSimilarityLoss(SegLoss, registered_as='asym'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             beta=beta,
@@ -71,6 +73,7 @@ class AsymmetricSimilarityLoss(SegLoss, registered_as='asym'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -109,12 +112,14 @@ class BalancedCELoss(SegLoss, registered_as='balanced_ce'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             reduction=reduction,
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -162,6 +167,7 @@ class BoundaryLoss(SegLoss, registered_as='boundary'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             include_background=include_background,
@@ -170,6 +176,7 @@ class BoundaryLoss(SegLoss, registered_as='boundary'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -224,6 +231,7 @@ class BoundaryDoULoss(SegLoss, registered_as='boundary_dou'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             alpha_max=alpha_max,
@@ -235,6 +243,7 @@ class BoundaryDoULoss(SegLoss, registered_as='boundary_dou'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -243,18 +252,24 @@ class CELoss(SegLoss, registered_as='ce'):
 
     Cross entropy.
 
-    .. math:: L_{CE} = -\frac{1}{\sum_i w_i} \sum_i w_i \sum_c g_{ic} \log p_{ic}
+    .. math:: L_{CE} = -\frac{\sum_i \sum_c w_c \, g_{ic} \log p_{ic}}{\sum_i \sum_c w_c \, g_{ic}}
 
-    Multiclass: softmax cross entropy; with ``class_weights`` the weighted mean of PyTorch's
-    ``F.cross_entropy(weight=...)`` (``w_i`` = weight of the voxel's class). Binary: binary cross
-    entropy with logits; ``class_weights`` then holds two weights ``[negative, positive]``.
-    Multilabel: BCE per channel, averaged over channels and voxels; ``class_weights`` holds one
-    weight per channel. Soft targets give ``-sum_c g_c log p_c``.
+    Multiclass: softmax cross entropy; with ``class_weights`` ``w`` the weighted mean of PyTorch's
+    ``F.cross_entropy(weight=w)``: with a label map exactly PyTorch's value (the voxel weight is
+    ``w`` of the voxel's class). With a dense (one-hot / soft) target the numerator is the sum of
+    PyTorch's probability-target elements ``-sum_c w_c g_c log p_c`` (its ``reduction="none"``)
+    and the denominator is the total target weight ``sum_i sum_c w_c g_ic`` (a one-hot target
+    gives the label map's value); PyTorch's ``"mean"`` divides the same sum by the number of
+    voxels instead (multiply seglosses' value by ``sum_i sum_c w_c g_ic / N`` to get it).
+    Binary: binary cross entropy with logits; ``class_weights`` then holds two weights
+    ``[negative, positive]``. Multilabel: BCE per channel, averaged over channels and voxels;
+    ``class_weights`` holds one weight per channel. Soft targets give ``-sum_c g_c log p_c``.
 
     ``label_smoothing=e`` (Szegedy et al. 2016, arXiv:1512.00567) replaces the target by
-    ``(1 - e) g + e / C`` in multiclass mode -- PyTorch's ``F.cross_entropy(label_smoothing=e)``,
-    class weights and ``ignore_index`` included, and smp's ``SoftCrossEntropyLoss(smooth_factor=e)``
-    -- and by ``(1 - e) g + e (1 - g)`` in binary / multilabel mode (smp's
+    ``g~ = (1 - e) g + e / C`` in the numerator in multiclass mode (the denominator keeps the
+    unsmoothed weights) -- PyTorch's ``F.cross_entropy(label_smoothing=e)``, class weights and
+    ``ignore_index`` included (dense targets: its ``reduction="none"`` elements, as above), and
+    smp's ``SoftCrossEntropyLoss(smooth_factor=e)`` -- and by ``(1 - e) g + e (1 - g)`` in binary / multilabel mode (smp's
     ``SoftBCEWithLogitsLoss(smooth_factor=e)``).
 
     ``reduction="none"``: ``(N, *spatial)`` multiclass, ``(N, C, *spatial)`` binary / multilabel
@@ -279,6 +294,7 @@ class CELoss(SegLoss, registered_as='ce'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             class_weights=class_weights,
@@ -287,6 +303,7 @@ class CELoss(SegLoss, registered_as='ce'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -350,6 +367,7 @@ class ClDiceLoss(SegLoss, registered_as='cldice'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             iters=iters,
@@ -362,6 +380,7 @@ class ClDiceLoss(SegLoss, registered_as='cldice'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -431,6 +450,7 @@ class CMSSLoss(SegLoss, registered_as='cmss'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             window_size=window_size,
@@ -440,6 +460,7 @@ class CMSSLoss(SegLoss, registered_as='cmss'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -490,6 +511,7 @@ class ComboLoss(SegLoss, registered_as='combo'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             alpha=alpha,
@@ -502,6 +524,7 @@ class ComboLoss(SegLoss, registered_as='combo'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -564,6 +587,7 @@ class DiceLoss(SegLoss, registered_as='dice'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             smooth=smooth,
@@ -580,6 +604,7 @@ class DiceLoss(SegLoss, registered_as='dice'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -622,6 +647,7 @@ class DistancePenalizedCELoss(SegLoss, registered_as='dpce'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             spacing=spacing,
@@ -629,6 +655,7 @@ class DistancePenalizedCELoss(SegLoss, registered_as='dpce'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -685,6 +712,7 @@ class ExpLogLoss(SegLoss, registered_as='ell'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             w_dice=w_dice,
@@ -700,6 +728,7 @@ class ExpLogLoss(SegLoss, registered_as='ell'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -717,7 +746,8 @@ class FocalLoss(SegLoss, registered_as='focal'):
     channel (multilabel); in binary / multilabel mode a float is the foreground weight and
     ``1 - alpha`` the background weight (Lin et al.'s alpha_t). In multiclass mode a float needs
     ``alpha_foreground=True``: class 0 then gets ``1 - alpha`` and every other class ``alpha``
-    (MONAI's ``FocalLoss(use_softmax=True, alpha=a)``). ``alpha`` multiplies the elements (the
+    (MONAI's ``FocalLoss(use_softmax=True, alpha=a)``); ``alpha_foreground=True`` anywhere else
+    (no float alpha, or binary / multilabel mode) is an error, not silently ignored. ``alpha`` multiplies the elements (the
     mean still divides by the number of elements, as in Lin et al.).
 
     ``class_weights``: one weight per class (multiclass; binary: ``[negative, positive]``) or per
@@ -756,6 +786,7 @@ class FocalLoss(SegLoss, registered_as='focal'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             gamma=gamma,
@@ -767,6 +798,7 @@ class FocalLoss(SegLoss, registered_as='focal'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -816,6 +848,7 @@ class FocalTverskyLoss(SegLoss, registered_as='focal_tversky'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             alpha=alpha,
@@ -832,6 +865,7 @@ class FocalTverskyLoss(SegLoss, registered_as='focal_tversky'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -884,6 +918,7 @@ class GeneralizedDiceLoss(SegLoss, registered_as='gdice'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             smooth=smooth,
@@ -897,6 +932,7 @@ class GeneralizedDiceLoss(SegLoss, registered_as='gdice'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -958,6 +994,7 @@ class GeneralizedWassersteinDiceLoss(SegLoss, registered_as='gwdl'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             dist_matrix=dist_matrix,
@@ -969,6 +1006,7 @@ class GeneralizedWassersteinDiceLoss(SegLoss, registered_as='gwdl'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -1030,6 +1068,7 @@ class HausdorffLoss(SegLoss, registered_as='hausdorff'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             alpha=alpha,
@@ -1040,6 +1079,7 @@ class HausdorffLoss(SegLoss, registered_as='hausdorff'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -1090,6 +1130,7 @@ class IoULoss(SegLoss, registered_as='iou'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             smooth=smooth,
@@ -1105,6 +1146,7 @@ class IoULoss(SegLoss, registered_as='iou'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -1151,6 +1193,7 @@ class LogCoshDiceLoss(SegLoss, registered_as='log_cosh_dice'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             smooth=smooth,
@@ -1165,6 +1208,7 @@ class LogCoshDiceLoss(SegLoss, registered_as='log_cosh_dice'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -1200,6 +1244,7 @@ class LogHausdorffLoss(SegLoss, registered_as='log_hausdorff'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             alpha=alpha,
@@ -1210,6 +1255,7 @@ class LogHausdorffLoss(SegLoss, registered_as='log_hausdorff'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -1266,6 +1312,7 @@ class LovaszLoss(SegLoss, registered_as='lovasz'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             classes=classes,
@@ -1276,6 +1323,7 @@ class LovaszLoss(SegLoss, registered_as='lovasz'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -1320,6 +1368,7 @@ class LovaszHingeLoss(SegLoss, registered_as='lovasz_hinge'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             per_image=per_image,
@@ -1327,6 +1376,7 @@ class LovaszHingeLoss(SegLoss, registered_as='lovasz_hinge'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -1378,6 +1428,7 @@ class MCCLoss(SegLoss, registered_as='mcc'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             smooth=smooth,
@@ -1389,6 +1440,7 @@ class MCCLoss(SegLoss, registered_as='mcc'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -1435,6 +1487,7 @@ class PenaltyGeneralizedDiceLoss(SegLoss, registered_as='pgdice'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             k=k,
@@ -1448,6 +1501,7 @@ class PenaltyGeneralizedDiceLoss(SegLoss, registered_as='pgdice'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -1499,6 +1553,7 @@ class ShapeAwareLoss(SegLoss, registered_as='shape_aware'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             spacing=spacing,
@@ -1506,6 +1561,7 @@ class ShapeAwareLoss(SegLoss, registered_as='shape_aware'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -1547,6 +1603,7 @@ class SigmoidFocalLoss(SegLoss, registered_as='sigmoid_focal'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             gamma=gamma,
@@ -1557,6 +1614,7 @@ class SigmoidFocalLoss(SegLoss, registered_as='sigmoid_focal'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -1609,6 +1667,7 @@ class SkeletonRecallLoss(SegLoss, registered_as='skeleton_recall'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             tube=tube,
@@ -1620,6 +1679,7 @@ class SkeletonRecallLoss(SegLoss, registered_as='skeleton_recall'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -1667,6 +1727,7 @@ class SensitivitySpecificityLoss(SegLoss, registered_as='ss'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             w=w,
@@ -1679,6 +1740,7 @@ class SensitivitySpecificityLoss(SegLoss, registered_as='ss'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -1716,6 +1778,7 @@ class TopKLoss(SegLoss, registered_as='topk'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             k=k,
@@ -1724,6 +1787,7 @@ class TopKLoss(SegLoss, registered_as='topk'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -1758,6 +1822,7 @@ class TopKThresholdLoss(SegLoss, registered_as='topk_threshold'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             threshold=threshold,
@@ -1765,6 +1830,7 @@ class TopKThresholdLoss(SegLoss, registered_as='topk_threshold'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -1787,12 +1853,21 @@ class TverskyLoss(SegLoss, registered_as='tversky'):
 
     Defaults: ``alpha=0.3``, ``beta=0.7`` (Salehi et al.'s best setting: penalise false negatives
     more, for small lesions), ``smooth=1e-5``; ``smooth_nr`` / ``smooth_dr``, ``average``
-    (``"micro"``: kornia's ``tversky_loss``, classes pooled), ``soft_label`` (Wang & Blaschko
+    (``"micro"``: the kept classes' statistics pooled), ``soft_label`` (Wang & Blaschko
     2023: with :math:`tp = (\sum p + \sum g - \sum|p - g|)/2`, zero exactly when p equals a soft
     target) and ``include_background`` as :func:`dice_loss`. ``reduction="none"``:
     ``(N, C_kept)`` (``(1, C_kept)`` with ``batch``; ``(N,)`` with ``average="micro"``).
 
-    Conventions of other libraries: MONAI ``TverskyLoss(alpha=a, beta=b)`` uses the same roles
+    ``average="micro"`` with a multiclass softmax and a label map (every class kept, no
+    ``class_weights``): pooled over the classes, :math:`\sum_c fp_c = \sum_i (1 - p_{i,g_i}) =
+    \sum_c fn_c`, so micro Tversky is :math:`tp / (tp + (\alpha + \beta) fp)`: it depends on
+    ``alpha + beta`` only, and equals micro Dice whenever ``alpha + beta = 1`` (the defaults
+    0.3 / 0.7 included) -- the fp / fn asymmetry is lost. Use the default ``"macro"`` for it.
+
+    Conventions of other libraries: kornia's ``tversky_loss`` / ``TverskyLoss`` (0.9) is a macro
+    average over the classes *present in each sample's target*; seglosses' ``"macro"`` equals it
+    (``smooth_nr=0, smooth_dr=eps``) when every class is present in every sample (an absent class
+    counts here, see below). MONAI ``TverskyLoss(alpha=a, beta=b)`` uses the same roles
     (alpha on fp, beta on fn) but defaults to 0.5/0.5. Jadon 2020 (II-F) writes the index with a
     single ``beta`` weighting the false *positives*; some code bases (e.g. Abraham & Khan's focal
     Tversky code) put ``alpha`` on the false negatives -- swap the arguments to reproduce them.
@@ -1822,6 +1897,7 @@ class TverskyLoss(SegLoss, registered_as='tversky'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             alpha=alpha,
@@ -1839,6 +1915,7 @@ class TverskyLoss(SegLoss, registered_as='tversky'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -1910,6 +1987,7 @@ class UnifiedFocalLoss(SegLoss, registered_as='unified_focal'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             weight=weight,
@@ -1924,6 +2002,7 @@ class UnifiedFocalLoss(SegLoss, registered_as='unified_focal'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -1960,6 +2039,7 @@ class WeightedCELoss(SegLoss, registered_as='wce'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             class_weights=class_weights,
@@ -1967,6 +2047,7 @@ class WeightedCELoss(SegLoss, registered_as='wce'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 
@@ -2001,6 +2082,7 @@ class WeightedBCELoss(SegLoss, registered_as='weighted_bce'):
         mode=None,
         from_logits=True,
         ignore_index=None,
+        **unknown,
     ):
         super().__init__(
             beta=beta,
@@ -2008,6 +2090,7 @@ class WeightedBCELoss(SegLoss, registered_as='weighted_bce'):
             mode=mode,
             from_logits=from_logits,
             ignore_index=ignore_index,
+            **unknown,
         )
 
 

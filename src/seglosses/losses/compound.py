@@ -41,6 +41,9 @@ class CompoundLoss(nn.Module):
     shape ``(N,)``: entry n is the compound loss of sample n on its own (each term with its own
     ``"mean"``; a term with ``batch=True`` then pools that sample only; per-call inputs such as
     ``distance_map`` are sliced with it). ``"mean"`` and ``"sum"`` are passed to every term.
+    ``reduction="none"`` with a ``batch=True, ddp=True`` term raises a ``ValueError`` when the
+    compound is built: a per-sample loss of a statistic pooled over the global batch is not defined
+    (and one all-reduce per local sample would mix ranks and hang on uneven shards).
     """
 
     def __init__(
@@ -58,6 +61,16 @@ class CompoundLoss(nn.Module):
         self.names: List[str] = [getattr(getattr(m, "info", None), "name", type(m).__name__) for _, m in terms]
         self.weights: List[float] = [float(w) for w, _ in terms]
         self.terms = nn.ModuleList([m for _, m in terms])
+        if reduction == "none":
+            for name, m in zip(self.names, self.terms):
+                info = getattr(m, "info", None)
+                opts = {**getattr(info, "defaults", {}), **getattr(m, "options", {})}
+                if opts.get("ddp") is True and opts.get("batch") is True:
+                    raise ValueError(
+                        f"reduction: 'none' (one loss per sample) is not defined for term {name!r} with "
+                        f"batch=True and ddp=True: its statistics are pooled over the global batch, so no "
+                        f"sample has a loss of its own; use reduction='mean' or 'sum', or ddp=False"
+                    )
         self.spec = spec or "+".join(f"{w:g}*{n}" for w, n in zip(self.weights, self.names))
         self.schedule = schedule
         if schedule is not None:  # a scheduled compound starts in the schedule's epoch-0 state

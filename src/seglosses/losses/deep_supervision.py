@@ -9,9 +9,12 @@ seglosses loss (a module, or a spec such as ``"dice+ce"``) and computes
     L = \\sum_{l=0}^{L-1} w_l \\, \\mathcal{L}(\\text{outputs}_l, \\; \\text{down}_l(\\text{target}))
 
 where ``down_l`` resizes the target to the spatial size of output ``l``: nearest neighbour
-(``nearest-exact``, the rule nnU-Net v2 and MONAI use) for an integer label map, so label values
-and ``ignore_index`` voxels survive unchanged; adaptive average pooling for a float (one-hot,
-soft or binary) target, so a downsampled soft target stays a distribution. A list of targets (one
+(``nearest-exact``, the rule nnU-Net v2 and MONAI use) for a label map -- integer, or a float
+``(N, 1, *spatial)`` / ``(N, *spatial)`` one with C > 1 outputs (MONAI's float label maps, read as
+labels by the input contract), or a C == 1 float mask with values outside ``[0, 1]`` (smp's
+masks with 255 = ignore) -- so label values and ``ignore_index`` voxels survive unchanged;
+adaptive average pooling for a float (one-hot, soft or C == 1 binary) target, so a downsampled
+soft target stays a distribution. A list of targets (one
 per output, as nnU-Net's data loader makes) is used as given.
 
 Weights (``weights=``)
@@ -27,7 +30,15 @@ Weights (``weights=``)
 a sequence of numbers
     used as given; its length must equal the number of outputs.
 
-Outputs whose weight is 0 are not evaluated (as in nnU-Net), so they get no gradient.
+Outputs whose weight is 0 are not evaluated (as in nnU-Net): the loss is not computed on them.
+They stay in the autograd graph through an exact zero, ``0.0 * outputs[l].float().sum()``
+(when they require grad), so they get a zero gradient and the value is unchanged. Under
+``DistributedDataParallel`` every parameter must take part in the backward pass, and the head of
+the lowest level (weight 0 with the default ``"nnunet"`` weights) would otherwise raise "Expected
+to have finished reduction in the prior iteration" on the second iteration. nnU-Net v2 instead
+sets that weight to ``1e-6`` under DDP, which changes the value; the exact zero keeps the value
+bit-identical with and without DDP and needs no ``find_unused_parameters=True``. (A non-finite
+logit in a weight-0 output makes the loss NaN.)
 """
 
 from __future__ import annotations
@@ -97,10 +108,15 @@ def _nearest_exact(x: Tensor, size: Sequence[int]) -> Tensor:
     return x
 
 
-def downsample_target(target: Tensor, size: Sequence[int]) -> Tensor:
-    """Resize ``target`` to spatial ``size``: nearest (``nearest-exact``) for integer / bool label
-    maps ``(N, *spatial)`` or ``(N, 1, *spatial)``, adaptive average pooling for a float target
-    ``(N, C, *spatial)`` or ``(N, *spatial)``.
+def downsample_target(target: Tensor, size: Sequence[int], label_map: Optional[bool] = None) -> Tensor:
+    """Resize ``target`` to spatial ``size``: nearest (``nearest-exact``) for label maps
+    ``(N, *spatial)`` or ``(N, 1, *spatial)``, adaptive average pooling for a float target
+    ``(N, C, *spatial)`` or a binary float mask ``(N, *spatial)``.
+
+    ``label_map=None`` (default) reads integer / bool targets as label maps and float targets as
+    soft; :class:`DeepSupervision` passes ``label_map=True`` for a float ``(N, 1, *spatial)`` or
+    ``(N, *spatial)`` target of C > 1 logits, which the input contract reads as a label map
+    (MONAI's float label maps): averaging it would make non-integral "labels".
 
     Examples
     --------
@@ -113,7 +129,9 @@ def downsample_target(target: Tensor, size: Sequence[int]) -> Tensor:
     size = tuple(int(s) for s in size)
     if tuple(target.shape[-len(size):]) == size:
         return target
-    if not target.is_floating_point():
+    if label_map is None:
+        label_map = not target.is_floating_point()
+    if label_map:
         return _nearest_exact(target, size)
     pool = {1: F.adaptive_avg_pool1d, 2: F.adaptive_avg_pool2d, 3: F.adaptive_avg_pool3d}[len(size)]
     n_lead = target.ndim - len(size)
@@ -170,6 +188,11 @@ class DeepSupervision(nn.Module):
 
     def __init__(self, loss: Union[nn.Module, str], weights: Union[str, Sequence[float]] = "nnunet", **options):
         super().__init__()
+        if "weight_mode" in options:  # MONAI's DeepSupervisionLoss(weight_mode=...)
+            raise ValueError(
+                f"weight_mode: MONAI's name; use weights={options['weight_mode']!r} "
+                f"(one of {list(WEIGHT_MODES)} or a list of numbers)"
+            )
         if isinstance(loss, str):
             from ..registry import build_loss
 
@@ -184,6 +207,8 @@ class DeepSupervision(nn.Module):
         if isinstance(weights, str):
             deep_supervision_weights(weights, 1)  # validate the mode now
         else:
+            if not list(weights):
+                raise ValueError(f"weights: expected one weight per output (at least one), got {weights!r}")
             deep_supervision_weights(weights, len(list(weights)))
         self.loss = loss
         self.weights = weights if isinstance(weights, str) else [float(w) for w in weights]
@@ -231,13 +256,21 @@ class DeepSupervision(nn.Module):
             per_level_kwargs.append({k: v[l] for k, v in call_kwargs.items()})
         total: Optional[Tensor] = None
         self.last_levels = []
+        unused: Optional[Tensor] = None
         for l in range(levels):
             if weights[l] == 0:
                 self.last_levels.append(None)
+                if outputs[l].requires_grad and torch.is_grad_enabled():
+                    # keep the head in the autograd graph with an exact 0 (DDP needs every
+                    # parameter used; see "Outputs whose weight is 0" in the module docstring)
+                    zero = outputs[l].float().sum() * 0.0
+                    unused = zero if unused is None else unused + zero
                 continue
             value = self.loss(outputs[l], targets[l], **per_level_kwargs[l])
             self.last_levels.append(float(value.detach().float().mean()))
             total = weights[l] * value if total is None else total + weights[l] * value
+        if unused is not None:
+            total = total + unused.to(total.dtype)
         return total
 
     @staticmethod
@@ -257,6 +290,14 @@ class DeepSupervision(nn.Module):
                 f"target: expected spatial shape {spatial} of outputs[0] (full resolution first), "
                 f"got target of shape {tuple(target.shape)}"
             )
+        # a float (N, 1, *spatial) / (N, *spatial) target of C > 1 logits is a label map (the input
+        # contract's reading of MONAI's float label maps): nearest, never averaged
+        # (and so is a C == 1 float mask holding values outside [0, 1]: smp's 255 = ignore masks,
+        # whose ignored voxels must stay exact for ignore_index)
+        n, c = first.shape[:2]
+        label_map = not target.is_floating_point()
+        if not label_map and tuple(target.shape) in ((n,) + spatial, (n, 1) + spatial):
+            label_map = c > 1 or bool(((target < 0) | (target > 1)).any())
         out = []
         for l, o in enumerate(outputs):
             size = tuple(o.shape[2:])
@@ -265,7 +306,7 @@ class DeepSupervision(nn.Module):
                     f"outputs[{l}]: spatial shape {size} is larger than the target's {spatial}; "
                     f"outputs must be ordered full resolution first"
                 )
-            out.append(downsample_target(target, size))
+            out.append(downsample_target(target, size, label_map=label_map))
         return out
 
     def extra_repr(self) -> str:
