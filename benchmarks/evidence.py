@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import os
 import platform
 import sys
 import time
@@ -25,16 +26,16 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-#: name -> (built-in task, spatial dims, image size)
+#: name -> (built-in task, spatial dims, image size, batch size)
 REGIMES = {
-    "brain-2d": ("brain", 2, 64),
-    "liver-2d": ("liver", 2, 64),
-    "aerial-2d": ("aerial", 2, 64),
-    "tumor-2d": ("tumor", 2, 64),
-    "pancreas-2d": ("pancreas", 2, 64),
-    "multiorgan-2d": ("multiorgan", 2, 64),
-    "vessels-2d": ("vessels", 2, 64),
-    "liver-3d": ("liver", 3, 32),
+    "brain-2d": ("brain", 2, 64, 8),
+    "liver-2d": ("liver", 2, 64, 8),
+    "aerial-2d": ("aerial", 2, 64, 8),
+    "tumor-2d": ("tumor", 2, 64, 8),
+    "pancreas-2d": ("pancreas", 2, 64, 8),
+    "multiorgan-2d": ("multiorgan", 2, 64, 8),
+    "vessels-2d": ("vessels", 2, 64, 8),
+    "liver-3d": ("liver", 3, 32, 2),
 }
 DEFAULT_LOSSES = "dice_ce,dice,dice_topk(topk.k=10),dice_focal,focal_tversky,tversky,ce"
 
@@ -125,14 +126,14 @@ def main(argv=None) -> int:
     if unknown:
         raise SystemExit(f"--regimes: unknown {unknown}; expected some of {sorted(REGIMES)}")
     for name in names:
-        task, dims, size = REGIMES[name]
+        task, dims, size, batch = REGIMES[name]
         if task not in TASKS:
             print(f"[evidence] {name}: task {task!r} is not built in here, skipped", flush=True)
             continue
         out = Path(args.out) / name
         bench_argv = [
             "bench", "--tasks", task, "--spatial-dims", str(dims), "--image-size", str(size),
-            "--patch-size", str(size), "--cases", str(args.cases), "--losses", args.losses,
+            "--patch-size", str(size), "--batch-size", str(batch), "--cases", str(args.cases), "--losses", args.losses,
             "--iterations", str(args.iterations), "--folds", str(args.folds), "--seeds", args.seeds,
             "--workers", str(args.workers), "--out", str(out), "--resume", "--no-report", "--quiet", "--yes",
         ]
@@ -145,6 +146,7 @@ def main(argv=None) -> int:
             rows.append({
                 "regime": name, "spatial_dims": dims, "log10_bg_fg": round(reg["log10_bg_fg"], 4),
                 "objects_per_case": reg["objects_per_case"], "boundary_fraction": round(reg["boundary_fraction"], 4),
+                "thinness": round(reg["thinness"], 4),
                 **r, "seeds": args.seeds.replace(",", ";"), "folds": args.folds,
             })
     minutes = (time.time() - t0) / 60
@@ -155,10 +157,10 @@ def main(argv=None) -> int:
         f"# settings: {args.iterations} iterations per run, {args.cases} cases, {args.folds} folds, seeds {args.seeds}, "
         f"losses {args.losses}",
         f"# date: {_dt.date.today().isoformat()}",
-        f"# machine: {platform.machine()} {platform.processor() or ''} ({__import__('os').cpu_count()} cores), "
-        f"wall time {minutes:.1f} min",
+        f"# machine: {platform.machine()} ({os.cpu_count()} cores), wall time of this invocation {minutes:.1f} min "
+        "(a resumed invocation counts only what it trained)",
     ]
-    cols = ["regime", "spatial_dims", "log10_bg_fg", "objects_per_case", "boundary_fraction", "loss",
+    cols = ["regime", "spatial_dims", "log10_bg_fg", "objects_per_case", "boundary_fraction", "thinness", "loss",
             "rank_score", "mean_dsc", "mean_nsd", "n_cases", "seeds", "folds"]
     lines = header + [",".join(cols)]
     for r in rows:

@@ -55,6 +55,8 @@ def test_profile_counts_sizes_and_fractions_2d():
     assert fg["object_size_mm"]["median"] == pytest.approx(np.median(sizes) * 1.0)  # 0.5 * 2.0 mm^2
     # boundary: square 4x4 -> 12, 2x3 -> 6, dot -> 1, 5x5 -> 16
     assert fg["boundary_fraction"] == pytest.approx((12 + 6 + 1 + 16) / fgv)
+    # thinness: against a disk of the median size (11 voxels: 3.15 / sqrt(11) of it on the boundary)
+    assert fg["thinness"] == pytest.approx(fg["boundary_fraction"] / (3.15 / 11 ** 0.5))
     d = p["dataset"]
     assert d["cases"] == 3 and d["spatial_dims"] == 2 and d["image_size"]["median"] == [20, 20]
     assert d["spacing"] == [0.5, 2.0] and d["anisotropy"] == pytest.approx(4.0)
@@ -85,6 +87,18 @@ def test_profile_multiclass_and_never_occurring_class():
     assert p["classes"]["big"]["boundary_fraction"] == pytest.approx(10 / 50)
 
 
+def test_thinness_tells_thin_from_small_compact_objects():
+    line = np.zeros((40, 40), int)
+    line[20, 2:38] = 1                       # a 1-voxel wide line of 36 voxels
+    disk = (np.hypot(*np.mgrid[-20:20, -20:20]) < 12).astype(int)
+    dots = np.zeros((40, 40), int)
+    dots[5:7, 5:7] = dots[20:22, 30:32] = 1  # tiny compact objects: all boundary
+    thin = profile_dataset(_ds([line]))["classes"]["fg"]["thinness"]
+    compact = profile_dataset(_ds([disk]))["classes"]["fg"]["thinness"]
+    small = profile_dataset(_ds([dots]))["classes"]["fg"]["thinness"]
+    assert thin > 1.5 and 0.8 < compact < 1.2 and small <= 1.0
+
+
 def test_boundary_voxels_thin_versus_compact():
     line = np.zeros((30, 30), bool)
     line[15, 2:28] = True
@@ -108,11 +122,11 @@ def test_components_cc3d_equals_scipy():
 # ---- regime, rules and evidence -------------------------------------------------------------
 
 
-def _profile(ratio, objects=1.0, p10=500.0, boundary=0.1, absent=0.0, dims=2, classes=None):
+def _profile(ratio, objects=1.0, p10=500.0, boundary=0.1, absent=0.0, dims=2, classes=None, thinness=1.0):
     one = {
         "bg_fg_ratio": ratio, "objects_per_case": {"median": objects, "mean": objects, "max": objects},
         "object_size_voxels": {"median": p10 * 2, "p10": p10}, "boundary_fraction": boundary,
-        "absent_fraction": absent,
+        "absent_fraction": absent, "thinness": thinness,
     }
     return {"dataset": {"spatial_dims": dims, "anisotropy": 1.0, "classes": 1}, "classes": classes or {"fg": one}}
 
@@ -144,8 +158,11 @@ def test_rules_follow_the_profile():
     assert "500:1" in reasons and "8 voxels" in reasons  # reasons cite the profile's numbers
     absent = _losses(shortlist(_profile(50.0, absent=0.4), evidence=NO_EVIDENCE))
     assert absent[0] == "dice_ce(dice.batch=true)"
-    thin = shortlist(_profile(300.0, boundary=0.8), evidence=NO_EVIDENCE)
+    thin = shortlist(_profile(300.0, boundary=0.8, thinness=3.0), evidence=NO_EVIDENCE)
     assert any("thin structure" in r for c in thin["shortlist"] for r in c.reasons)
+    # small compact objects lie on their boundary too, but are not thin structures
+    blobs = shortlist(_profile(300.0, p10=8, boundary=0.9, thinness=1.0), evidence=NO_EVIDENCE)
+    assert not any("thin structure" in r for c in blobs["shortlist"] for r in c.reasons)
 
 
 def test_regime_uses_hardest_class_and_rejects_empty():
@@ -163,13 +180,13 @@ def _evidence(tmp_path):
     text = "\n".join([
         "# command: python benchmarks/evidence.py --test",
         "# date: 2026-01-01",
-        "regime,spatial_dims,log10_bg_fg,objects_per_case,boundary_fraction,loss,rank_score,mean_dsc,mean_nsd,n_cases,seeds,folds",
-        "mild,2,0.5,1,0.05,dice_ce,0.5,0.9,0.9,10,0;1,3",
-        "mild,2,0.5,1,0.05,dice,0.0,0.92,0.9,10,0;1,3",
-        "mild,2,0.5,1,0.05,ce,1.0,0.8,0.8,10,0;1,3",
-        "tiny,2,2.7,3,0.6,dice_ce,1.0,0.5,0.5,10,0;1,3",
-        "tiny,2,2.7,3,0.6,focal_tversky,0.0,0.6,0.6,10,0;1,3",
-        "tiny,2,2.7,3,0.6,iou,0.2,0.55,0.6,10,0;1,3",
+        "regime,spatial_dims,log10_bg_fg,objects_per_case,boundary_fraction,thinness,loss,rank_score,mean_dsc,mean_nsd,n_cases,seeds,folds",
+        "mild,2,0.5,1,0.05,1.0,dice_ce,0.5,0.9,0.9,10,0;1,3",
+        "mild,2,0.5,1,0.05,1.0,dice,0.0,0.92,0.9,10,0;1,3",
+        "mild,2,0.5,1,0.05,1.0,ce,1.0,0.8,0.8,10,0;1,3",
+        "tiny,2,2.7,3,0.6,2.5,dice_ce,1.0,0.5,0.5,10,0;1,3",
+        "tiny,2,2.7,3,0.6,2.5,focal_tversky,0.0,0.6,0.6,10,0;1,3",
+        "tiny,2,2.7,3,0.6,2.5,iou,0.2,0.55,0.6,10,0;1,3",
     ])
     path = tmp_path / "ev.csv"
     path.write_text(text + "\n")
@@ -179,7 +196,7 @@ def _evidence(tmp_path):
 def test_evidence_orders_the_shortlist(tmp_path):
     ev = load_evidence(_evidence(tmp_path))
     assert ev["meta"]["command"].startswith("python benchmarks/evidence.py")
-    prof = _profile(500.0, objects=3, p10=8, boundary=0.6)
+    prof = _profile(500.0, objects=3, p10=8, boundary=0.6, thinness=2.5)
     near = nearest_regimes(regime_of(prof), ev)
     assert near[0]["regime"] == "tiny" and near[0]["weight"] > near[1]["weight"]
     sl = shortlist(prof, evidence=ev)
@@ -207,7 +224,7 @@ def test_shipped_evidence_table_is_readable_and_covers_the_regimes():
     ratios = [r["log10_bg_fg"] for r in regimes.values()]
     assert min(ratios) <= 1.0 and max(ratios) >= 2.5     # about 1:10 to beyond 1:300
     assert {r["spatial_dims"] for r in regimes.values()} == {2, 3}
-    assert any(r["boundary_fraction"] >= 0.5 for r in regimes.values())   # a thin regime
+    assert any(r["thinness"] >= 1.5 for r in regimes.values())            # a thin regime
     assert any(r["objects_per_case"] >= 3 for r in regimes.values())      # a many-objects regime
     for regime in regimes:
         scores = [r["rank_score"] for r in ev["rows"] if r["regime"] == regime]

@@ -56,6 +56,10 @@ __all__ = [
     "format_recommendation",
 ]
 
+#: ``thinness`` (boundary fraction / that of a compact object of the same size) from which a
+#: class counts as a thin structure (vessels ~3, the built-in pancreas ~1.7, compact organs ~1)
+THIN = 1.5
+
 #: the baseline every shortlist carries: nnU-Net's default loss (Dice + CE)
 BASELINE = "dice_ce"
 
@@ -87,8 +91,8 @@ def regime_of(profile: dict) -> dict:
     """Summarise a profile by its hardest class (largest BG:FG among the classes present).
 
     Returns ``{"spatial_dims", "hardest_class", "bg_fg_ratio", "log10_bg_fg", "objects_per_case",
-    "small_object_voxels", "boundary_fraction", "absent_fraction", "classes", "ratio_spread",
-    "anisotropy"}``: ``boundary_fraction`` and ``objects_per_case`` are the largest over the
+    "small_object_voxels", "boundary_fraction", "thinness", "absent_fraction", "classes",
+    "ratio_spread", "anisotropy"}``: ``boundary_fraction``, ``thinness`` and ``objects_per_case`` are the largest over the
     classes, ``absent_fraction`` the largest, ``ratio_spread`` the largest / smallest BG:FG over
     the classes (1 for one class).
 
@@ -114,6 +118,7 @@ def regime_of(profile: dict) -> dict:
         "objects_per_case": float(max(v["objects_per_case"]["median"] for v in present.values())),
         "small_object_voxels": float(min(v["object_size_voxels"]["p10"] for v in present.values())),
         "boundary_fraction": float(max(v["boundary_fraction"] for v in present.values())),
+        "thinness": float(max(v.get("thinness", 1.0) for v in present.values())),
         "absent_fraction": float(max(v["absent_fraction"] for v in classes.values())),
         "classes": len(classes),
         "ratio_spread": float(max(ratios) / max(min(ratios), 1e-12)),
@@ -126,7 +131,7 @@ def regime_of(profile: dict) -> dict:
 # ----------------------------------------------------------------------------------------------
 
 EVIDENCE_COLUMNS = (
-    "regime", "spatial_dims", "log10_bg_fg", "objects_per_case", "boundary_fraction",
+    "regime", "spatial_dims", "log10_bg_fg", "objects_per_case", "boundary_fraction", "thinness",
     "loss", "rank_score", "mean_dsc", "mean_nsd", "n_cases", "seeds", "folds",
 )
 
@@ -161,7 +166,8 @@ def load_evidence(path=None) -> dict:
         raise ValueError(f"evidence table {path or 'seglosses/data/evidence.csv'}: missing columns {missing}")
     for r in reader:
         row = dict(r)
-        for k in ("log10_bg_fg", "objects_per_case", "boundary_fraction", "rank_score", "mean_dsc", "mean_nsd"):
+        for k in ("log10_bg_fg", "objects_per_case", "boundary_fraction", "thinness", "rank_score", "mean_dsc",
+                  "mean_nsd"):
             row[k] = float(row[k])
         for k in ("spatial_dims", "n_cases"):
             row[k] = int(row[k])
@@ -170,11 +176,12 @@ def load_evidence(path=None) -> dict:
 
 
 def _regime_distance(a: dict, b: dict) -> float:
-    """Distance between two regimes: decades of imbalance, doublings of objects, boundary fraction."""
+    """Distance between two regimes: decades of imbalance, doublings of objects per case (/2),
+    doublings of thinness, and 1 for another dimensionality."""
     d = (a["log10_bg_fg"] - b["log10_bg_fg"]) ** 2
     d += ((math.log2(1 + a["objects_per_case"]) - math.log2(1 + b["objects_per_case"])) / 2.0) ** 2
-    d += ((a["boundary_fraction"] - b["boundary_fraction"]) / 0.3) ** 2
-    d += 0.25 if int(a["spatial_dims"]) != int(b["spatial_dims"]) else 0.0
+    d += (math.log2(max(a["thinness"], 0.1)) - math.log2(max(b["thinness"], 0.1))) ** 2
+    d += 1.0 if int(a["spatial_dims"]) != int(b["spatial_dims"]) else 0.0
     return math.sqrt(d)
 
 
@@ -274,9 +281,10 @@ def _rules(profile: dict, regime: dict, registered: Sequence[str]) -> List[Candi
         add("tversky", f"{rt}: Tversky's false-negative weight (beta 0.7) helps recall of small structures "
                        f"({JADON}; Salehi et al. 2017)", 1.5)
 
-    thin = regime["boundary_fraction"]
-    if thin >= 0.5:
-        tb = f"{thin:.0%} of the voxels of the thinnest class lie on its boundary (thin structure)"
+    thin = regime["thinness"]
+    if thin >= THIN:
+        tb = (f"{regime['boundary_fraction']:.0%} of the voxels of the thinnest class lie on its boundary, "
+              f"{thin:.1f}x a compact object of its size (thin structure)")
         if "skeleton_recall" in registered:
             add("dice_ce+skeleton_recall", f"{tb}: skeleton recall preserves connectivity of thin structures "
                                            "at almost no cost (Kirchhoff et al. 2024)", 2.5)
