@@ -40,6 +40,8 @@ README_PARTS: List[str] = [
     "metrics.md",       # metrics, one example
     "ranking.md",       # significance ranking, one example
     "bench.md",         # seglosses bench, one example
+    "scale.md",         # plan, budget, folds/seeds; Ray, DDP, GPU; nnU-Net / MONAI / Lightning
+    "recommend.md",     # seglosses recommend: profile, shortlist, confirmation
     "docs.md",          # where the details are (links to docs/*.md)
     "layout.md",        # which folder holds what; where to add a loss, a report section, an executor
 ]

@@ -182,7 +182,7 @@ def test_exempt_edges_exist_and_are_lazy():
 #: Layers of ``seglosses.bench`` (docs/bench_layout.md): a module may import only modules of its
 #: own layer or of the layers before it.
 BENCH_LAYERS = [
-    ("data", {"io", "data", "data_layouts", "data_sampling", "synthetic", "presets", "plotting"}),
+    ("data", {"io", "data", "data_layouts", "data_sampling", "synthetic", "presets", "plotting", "profile"}),
     ("one run", {"model", "train", "evaluate", "job", "plan"}),
     ("executors", {"executors", "executors.base", "executors.local", "executors.threads", "executors.process", "executors.ray", "executors.lifeline"}),
     ("results", {"store", "results", "evidence"}),

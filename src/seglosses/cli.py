@@ -22,6 +22,7 @@ COMMANDS = [
     ("export", "seglosses.bench.cli", "export an OUT folder's results as tidy CSV"),
     ("losses", "seglosses.registry", "print the loss catalogue"),
     ("tasks", "seglosses.bench.cli", "list the built-in synthetic tasks, or save previews"),
+    ("recommend", "seglosses.recommend", "which loss for this dataset: profile, shortlist with reasons, optional confirmation"),
     ("nnunet", "seglosses.integrations.nnunet_cli", "install / uninstall the nnU-Net v2 trainer that trains with any seglosses loss"),
     ("info", "seglosses._native", "versions, threads, and whether the compiled CPU kernels are in use"),
 ]

@@ -326,12 +326,51 @@ def section_no_results(ctx: ReportContext) -> List[Block]:
 
 
 def section_what_to_use(ctx: ReportContext) -> List[Block]:
-    """A short recommendation generated from the ranking, and its caveats."""
-    return [
+    """A short recommendation generated from the ranking, and its caveats; for a grid run by
+    ``seglosses recommend --confirm``, also the data's profile and why each loss was shortlisted."""
+    blocks = [
         Block("h2", "What to use"),
         Block("p", _what_to_use(ctx.res, ctx.ranking, ctx.per_task_rank, ctx.cases)),
         Block("note", _caveats(ctx.res, ctx.proto, ctx.cases)),
     ]
+    rec = ctx.res.meta.get("recommendation")
+    if rec:
+        blocks += _recommendation_blocks(rec)
+    return blocks
+
+
+def _recommendation_blocks(rec: dict) -> List[Block]:
+    """The profile and the shortlist's reasons stored by ``seglosses recommend --confirm``."""
+    d = rec["profile"]["dataset"]
+    blocks = [
+        Block("h3", "Why these losses (seglosses recommend)"),
+        Block(
+            "p",
+            f"Dataset {d['name']}: {d['cases']} cases, {d['spatial_dims']}-D, spacing "
+            f"{' x '.join(f'{s:g}' for s in d['spacing'])} mm, {d['classes']} foreground class(es).",
+        ),
+        Block(
+            "table",
+            header=["class", "BG:FG", "absent", "objects / case", "object size (median, voxels)", "boundary fraction"],
+            rows=[
+                [
+                    Cell(name, align="left"),
+                    Cell("never occurs" if c["bg_fg_ratio"] is None else f"{c['bg_fg_ratio']:.0f}:1"),
+                    Cell(f"{c['absent_fraction']:.0%}"),
+                    Cell(f"{c['objects_per_case']['median']:g}"),
+                    Cell(f"{c['object_size_voxels']['median']:g}"),
+                    Cell(f"{c['boundary_fraction']:.2f}"),
+                ]
+                for name, c in rec["profile"]["classes"].items()
+            ],
+        ),
+        Block(
+            "table",
+            header=["shortlisted loss", "reasons"],
+            rows=[[Cell(c["loss"], align="left"), Cell("; ".join(c["reasons"]), align="left")] for c in rec["shortlist"]],
+        ),
+    ]
+    return blocks
 
 
 def section_table2(ctx: ReportContext) -> List[Block]:

@@ -67,7 +67,7 @@ CASE_COLUMNS = (
 REPLICATE_COLUMNS = ("fold", "seed")
 
 #: The meta keys read by :func:`load_tables`.
-META_KEYS = ("protocol", "environment", "last_command", "created_at")
+META_KEYS = ("protocol", "environment", "last_command", "created_at", "recommendation")
 
 
 @dataclass
