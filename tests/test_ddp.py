@@ -201,27 +201,26 @@ def test_compound_per_sample_with_ddp_batch_term_raises(spec, opts):
     assert per_sample(torch.randn(2, 3, 4, 4), torch.randint(0, 3, (2, 4, 4))).shape == (2,)
 
 
-def test_deep_supervision_zero_weight_head_under_ddp(tmp_path):
-    """Default weights="nnunet" give the lowest output weight 0; its head must stay in the graph or
-    DDP fails on the second iteration ("Expected to have finished reduction ...")."""
+class _TwoHeads(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Conv2d(1, 4, 3, padding=1)
+        self.head0 = torch.nn.Conv2d(4, 3, 1)
+        self.head1 = torch.nn.Conv2d(4, 3, 1)
+
+    def forward(self, x):
+        h = self.body(x)
+        return [self.head0(h), self.head1(torch.nn.functional.avg_pool2d(h, 2))]
+
+
+def _zero_weight_worker(rank: int, world: int, tmp: str) -> None:
     from seglosses import DeepSupervision
 
-    class TwoHeads(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.body = torch.nn.Conv2d(1, 4, 3, padding=1)
-            self.head0 = torch.nn.Conv2d(4, 3, 1)
-            self.head1 = torch.nn.Conv2d(4, 3, 1)
-
-        def forward(self, x):
-            h = self.body(x)
-            return [self.head0(h), self.head1(torch.nn.functional.avg_pool2d(h, 2))]
-
-    assert not dist.is_initialized()
-    dist.init_process_group("gloo", init_method=f"file://{tmp_path}/store", rank=0, world_size=1)
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{tmp}/store", rank=rank, world_size=world)
     try:
         torch.manual_seed(0)
-        model = torch.nn.parallel.DistributedDataParallel(TwoHeads())
+        model = torch.nn.parallel.DistributedDataParallel(_TwoHeads())
         loss = DeepSupervision("dice+ce")  # weights "nnunet": [1, 0] for two outputs
         assert loss.weights_for(2) == [1.0, 0.0]
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -231,6 +230,17 @@ def test_deep_supervision_zero_weight_head_under_ddp(tmp_path):
             opt.zero_grad()
             loss(model(x), y).backward()
             opt.step()
-        assert torch.equal(model.module.head1.weight.grad, torch.zeros_like(model.module.head1.weight))
+        zero = torch.equal(model.module.head1.weight.grad, torch.zeros_like(model.module.head1.weight))
+        with open(os.path.join(tmp, "result.txt"), "w") as f:
+            f.write("zero" if zero else "nonzero")
+        del model, opt  # the DDP reducer goes before its process group (else gloo's destructor can hang)
     finally:
         dist.destroy_process_group()
+
+
+def test_deep_supervision_zero_weight_head_under_ddp(tmp_path):
+    """Default weights="nnunet" give the lowest output weight 0; its head must stay in the graph or
+    DDP fails on the second iteration ("Expected to have finished reduction ..."). Run in a spawned
+    process, as the other DDP tests, so the test process never holds a process group."""
+    mp.spawn(_zero_weight_worker, args=(1, str(tmp_path)), nprocs=1, join=True)
+    assert (tmp_path / "result.txt").read_text() == "zero"
