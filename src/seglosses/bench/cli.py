@@ -57,22 +57,36 @@ Tables 3-4 (topk_k30 .. topk_k90, topk_t0.1 .. topk_t0.9, dice_batch_squared, di
 # ----------------------------------------------------------------------------------------------
 
 
-def _float_list(text: str, flag: str) -> List[float]:
+def _number_list(text: str, flag: str, cast, noun: str, example: str, ok, bound: str, unique: bool) -> list:
+    """A comma-separated list of numbers (``--lrs``, ``--seeds``): each item cast and checked,
+    errors naming the flag and the bad item."""
     out = []
     for item in str(text).split(","):
         item = item.strip()
         if not item:
             continue
         try:
-            v = float(item)
+            v = cast(item)
         except ValueError:
-            raise ValueError(f"{flag}: {item!r} is not a number (expected e.g. 3e-3,3e-4,3e-5)") from None
-        if not (v > 0 and math.isfinite(v)):
-            raise ValueError(f"{flag}: expected positive numbers, got {item!r}")
-        out.append(v)
+            raise ValueError(f"{flag}: {item!r} is not {noun} (expected e.g. {example})") from None
+        if not ok(v):
+            raise ValueError(f"{flag}: expected {bound}, got {item!r}")
+        if not (unique and v in out):
+            out.append(v)
     if not out:
-        raise ValueError(f"{flag}: expected a comma-separated list of numbers, got {text!r}")
+        plural = "numbers" if cast is float else "integers"
+        raise ValueError(f"{flag}: expected a comma-separated list of {plural}, got {text!r}")
     return out
+
+
+def _float_list(text: str, flag: str) -> List[float]:
+    return _number_list(text, flag, float, "a number", "3e-3,3e-4,3e-5",
+                        lambda v: v > 0 and math.isfinite(v), "positive numbers", unique=False)
+
+
+def _int_list(text: str, flag: str) -> List[int]:
+    return _number_list(text, flag, int, "an integer", "0,1,2", lambda v: v >= 0,
+                        "non-negative integers", unique=True)
 
 
 def _int_at_least(minimum: int, what: str):
@@ -92,25 +106,6 @@ def _int_at_least(minimum: int, what: str):
 
 _positive_int = _int_at_least(1, "positive")
 _non_negative_int = _int_at_least(0, "non-negative")
-
-
-def _int_list(text: str, flag: str) -> List[int]:
-    out = []
-    for item in str(text).split(","):
-        item = item.strip()
-        if not item:
-            continue
-        try:
-            v = int(item)
-        except ValueError:
-            raise ValueError(f"{flag}: {item!r} is not an integer (expected e.g. 0,1,2)") from None
-        if v < 0:
-            raise ValueError(f"{flag}: expected non-negative integers, got {item!r}")
-        if v not in out:
-            out.append(v)
-    if not out:
-        raise ValueError(f"{flag}: expected a comma-separated list of integers, got {text!r}")
-    return out
 
 
 #: ``bench`` flags whose value the planner never changes when given (docs/evidence.md)
